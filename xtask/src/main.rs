@@ -1,1 +1,30 @@
-fn main(){}
+//! `cargo xtask <ci|demo>`: the one command CI runs and the one command a new user runs, so both
+//! stay identical on a laptop and on the CI machine.
+
+mod ci;
+mod demo;
+mod steps;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("ci") => ci::run(),
+        Some("demo") => demo::run(),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <ci|demo>\n  ci    fmt, clippy, every test and the conformance suites; ends with `N passed, N failed`\n  demo  build the mock provider and the caa-plugin CLI and drive a VM lifecycle through them"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -63,7 +63,9 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::
 }
 
 /// Keeps `"result": null` distinguishable from an absent result.
-fn present_raw<'de: 'a, 'a, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'a RawValue>, D::Error> {
+fn present_raw<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<&'a RawValue>, D::Error> {
     <&'a RawValue>::deserialize(d).map(Some)
 }
 
@@ -85,7 +87,10 @@ impl<'a> Incoming<'a> {
                 // Valid JSON with the wrong shape (e.g. a number or a string where an object is).
                 return Ok(Incoming::Invalid {
                     id: None,
-                    error: RpcError::new(ErrorCode::InvalidRequest, format!("not a JSON-RPC message: {e}")),
+                    error: RpcError::new(
+                        ErrorCode::InvalidRequest,
+                        format!("not a JSON-RPC message: {e}"),
+                    ),
                 });
             }
             Err(e) => return Err(e),
@@ -98,7 +103,10 @@ impl<'a> Incoming<'a> {
                 Err(_) => {
                     return Ok(Incoming::Invalid {
                         id: None,
-                        error: RpcError::new(ErrorCode::InvalidRequest, "id must be a number or a string"),
+                        error: RpcError::new(
+                            ErrorCode::InvalidRequest,
+                            "id must be a number or a string",
+                        ),
                     });
                 }
             },
@@ -110,13 +118,20 @@ impl<'a> Incoming<'a> {
             });
         }
         Ok(match (raw.method, id, raw.result, raw.error) {
-            (Some(method), Some(Some(id)), None, None) => Incoming::Request { id, method, params: raw.params },
-            (Some(method), None, None, None) => Incoming::Notification { method, params: raw.params },
+            (Some(method), Some(Some(id)), None, None) => {
+                Incoming::Request { id, method, params: raw.params }
+            }
+            (Some(method), None, None, None) => {
+                Incoming::Notification { method, params: raw.params }
+            }
             (None, Some(Some(id)), Some(result), None) => Incoming::Result { id, result },
             (None, Some(id), None, Some(error)) => Incoming::Error { id, error },
             (_, id, _, _) => Incoming::Invalid {
                 id: id.flatten(),
-                error: RpcError::new(ErrorCode::InvalidRequest, "not a valid request, notification or response"),
+                error: RpcError::new(
+                    ErrorCode::InvalidRequest,
+                    "not a valid request, notification or response",
+                ),
             },
         })
     }
@@ -172,8 +187,10 @@ pub fn error_line(id: Option<&RequestId>, error: &RpcError) -> Vec<u8> {
 fn to_line<T: Serialize>(value: &T) -> Vec<u8> {
     // Serialising our own types into a Vec cannot fail: no maps with non-string keys, no I/O.
     serde_json::to_vec(value).unwrap_or_else(|e| {
-        format!(r#"{{"jsonrpc":"2.0","id":null,"error":{{"code":-32603,"message":"serialise: {e}"}}}}"#)
-            .into_bytes()
+        format!(
+            r#"{{"jsonrpc":"2.0","id":null,"error":{{"code":-32603,"message":"serialise: {e}"}}}}"#
+        )
+        .into_bytes()
     })
 }
 
@@ -195,24 +212,42 @@ mod tests {
     #[test]
     fn classifies_lines() {
         assert_eq!(kind(r#"{"jsonrpc":"2.0","id":1,"method":"x"}"#), "request 1 x");
-        assert_eq!(kind(r#"{"jsonrpc":"2.0","id":"a","method":"x","params":{}}"#), r#"request "a" x"#);
-        assert_eq!(kind(r#"{"jsonrpc":"2.0","method":"$/cancel","params":{}}"#), "notification $/cancel");
+        assert_eq!(
+            kind(r#"{"jsonrpc":"2.0","id":"a","method":"x","params":{}}"#),
+            r#"request "a" x"#
+        );
+        assert_eq!(
+            kind(r#"{"jsonrpc":"2.0","method":"$/cancel","params":{}}"#),
+            "notification $/cancel"
+        );
         assert_eq!(kind(r#"{"jsonrpc":"2.0","id":3,"result":null}"#), "result 3 null");
         assert_eq!(
             kind(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"m"}}"#),
             "error None -32700"
         );
         assert_eq!(kind("not json"), "parse-error");
-        assert_eq!(kind(r#"[{"jsonrpc":"2.0","id":1,"method":"x"}]"#), "invalid None batches are not supported");
-        assert_eq!(kind(r#"{"id":1,"method":"x"}"#), "invalid Some(Num(1)) jsonrpc must be \"2.0\"");
+        assert_eq!(
+            kind(r#"[{"jsonrpc":"2.0","id":1,"method":"x"}]"#),
+            "invalid None batches are not supported"
+        );
+        assert_eq!(
+            kind(r#"{"id":1,"method":"x"}"#),
+            "invalid Some(Num(1)) jsonrpc must be \"2.0\""
+        );
         assert_eq!(kind("42").split(':').next().unwrap(), "invalid None not a JSON-RPC message");
-        assert_eq!(kind(r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#), "invalid None id must be a number or a string");
+        assert_eq!(
+            kind(r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#),
+            "invalid None id must be a number or a string"
+        );
     }
 
     #[test]
     fn lines_have_no_newline() {
         let line = request_line(&RequestId::Num(7), "m", &serde_json::json!({"s": "a\nb"}));
         assert!(!line.contains(&b'\n'));
-        assert_eq!(String::from_utf8(line).unwrap(), r#"{"jsonrpc":"2.0","id":7,"method":"m","params":{"s":"a\nb"}}"#);
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            r#"{"jsonrpc":"2.0","id":7,"method":"m","params":{"s":"a\nb"}}"#
+        );
     }
 }

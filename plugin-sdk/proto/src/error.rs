@@ -263,7 +263,10 @@ impl RpcError {
 
     /// Whether retrying may help: `data.retryable`, else the code's default.
     pub fn retryable(&self) -> bool {
-        self.data.as_ref().and_then(|d| d.retryable).unwrap_or_else(|| self.kind().default_retryable())
+        self.data
+            .as_ref()
+            .and_then(|d| d.retryable)
+            .unwrap_or_else(|| self.kind().default_retryable())
     }
 }
 

@@ -38,7 +38,14 @@ pub struct LineReader<R> {
 impl<R: AsyncRead + Unpin> LineReader<R> {
     /// A reader with a maximum line length in bytes.
     pub fn new(inner: R, max: usize) -> LineReader<R> {
-        LineReader { inner, buf: Vec::with_capacity(8192), scanned: 0, skipping: None, max, eof: false }
+        LineReader {
+            inner,
+            buf: Vec::with_capacity(8192),
+            scanned: 0,
+            skipping: None,
+            max,
+            eof: false,
+        }
     }
 
     /// The next frame, or `None` at end of stream. A final line without `\n` is returned as a
@@ -127,7 +134,10 @@ where
             inner.write_all(&batch).await?;
             inner.flush().await?;
         }
-        inner.shutdown().await.or_else(|e| if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) })
+        inner
+            .shutdown()
+            .await
+            .or_else(|e| if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(e) })
     });
     (LineSender { tx }, task)
 }
@@ -151,7 +161,10 @@ mod tests {
 
     #[tokio::test]
     async fn splits_lines_and_keeps_a_final_partial_line() {
-        assert_eq!(frames(b"a\nbc\r\n\nlast", 100).await, vec![line("a"), line("bc"), line(""), line("last")]);
+        assert_eq!(
+            frames(b"a\nbc\r\n\nlast", 100).await,
+            vec![line("a"), line("bc"), line(""), line("last")]
+        );
     }
 
     #[tokio::test]
@@ -165,7 +178,10 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_utf8_is_passed_on_as_bytes() {
-        assert_eq!(frames(b"\xff\xfe\nok\n", 100).await, vec![Frame::Line(vec![0xff, 0xfe]), line("ok")]);
+        assert_eq!(
+            frames(b"\xff\xfe\nok\n", 100).await,
+            vec![Frame::Line(vec![0xff, 0xfe]), line("ok")]
+        );
     }
 
     #[tokio::test]

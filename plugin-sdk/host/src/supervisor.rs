@@ -1,0 +1,406 @@
+//! Keeps one provider plugin available: restarts it with exponential backoff when it dies, opens
+//! a circuit breaker after repeated crashes, and owns the host's side of the create/delete
+//! contract: an indeterminate create is cleaned up by deleting the instance it may have made
+//! (after the restart, if the plugin crashed), and deletes are retried until they succeed.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use caa_plugin_proto::method::{CreateInstance, DeleteInstance, ListInstances, VerifyConfig};
+use caa_plugin_proto::{
+    CreateInstanceParams, CreateInstanceResult, DeleteInstanceParams, DeleteInstanceResult,
+    ErrorCode, ListInstancesParams, ListInstancesResult, Method, ProgressParams,
+    VerifyConfigParams, VerifyConfigResult, tags,
+};
+use tokio::sync::{mpsc, watch};
+use tokio::task::AbortHandle;
+
+use crate::client::CallError;
+use crate::error::HostError;
+use crate::plugin::{Plugin, PluginSpec};
+use crate::timeouts::CallPolicy;
+
+mod restart;
+
+/// When and how often to restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    /// First restart delay; doubled per recent crash.
+    pub initial_backoff: Duration,
+    /// Longest restart delay.
+    pub max_backoff: Duration,
+    /// Crashes within `breaker_window` that open the breaker.
+    pub breaker_crashes: usize,
+    /// The window crashes are counted in.
+    pub breaker_window: Duration,
+    /// How long the breaker stays open before restarts are tried again.
+    pub breaker_cooldown: Duration,
+    /// How long a call waits for a restart in progress.
+    pub restart_wait: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> RestartPolicy {
+        RestartPolicy {
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            breaker_crashes: 5,
+            breaker_window: Duration::from_secs(180),
+            breaker_cooldown: Duration::from_secs(600),
+            restart_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What the supervisor is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SupervisorStatus {
+    /// The plugin runs.
+    Running {
+        /// Its pid.
+        pid: u32,
+    },
+    /// The plugin died; restart number `attempt` is pending.
+    Restarting {
+        /// Restarts tried since the last crash.
+        attempt: u32,
+    },
+    /// The breaker is open; calls fail fast.
+    Unavailable {
+        /// Why, with the last stderr lines.
+        reason: String,
+    },
+    /// Shut down.
+    Stopped,
+}
+
+/// An instance a failed create may have left behind, and what its cleanup did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    /// The instance.
+    pub instance_id: String,
+    /// The create's operation id.
+    pub operation_id: String,
+    /// The create's sandbox.
+    pub sandbox_id: String,
+    /// Whether `deleteInstance` succeeded.
+    pub cleaned: bool,
+    /// The delete's error otherwise.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Current {
+    status: SupervisorStatus,
+    plugin: Option<Arc<Plugin>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    spec: PluginSpec,
+    policy: RestartPolicy,
+    current: watch::Sender<Current>,
+    orphans: Mutex<Vec<Orphan>>,
+    orphan_count: watch::Sender<usize>,
+    stopping: AtomicBool,
+    restarter: Mutex<Option<AbortHandle>>,
+}
+
+/// A supervised plugin. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Supervisor {
+    inner: Arc<Inner>,
+}
+
+impl Supervisor {
+    /// Starts the plugin with the default restart policy. A first start failure is returned.
+    pub async fn start(spec: PluginSpec) -> Result<Supervisor, HostError> {
+        Supervisor::start_with(spec, RestartPolicy::default()).await
+    }
+
+    /// Starts the plugin with a restart policy. A first start failure is returned.
+    pub async fn start_with(
+        spec: PluginSpec,
+        policy: RestartPolicy,
+    ) -> Result<Supervisor, HostError> {
+        let plugin = Arc::new(Plugin::start(&spec).await?);
+        let current = Current {
+            status: SupervisorStatus::Running { pid: plugin.pid() },
+            plugin: Some(plugin.clone()),
+        };
+        let inner = Arc::new(Inner {
+            spec,
+            policy,
+            current: watch::Sender::new(current),
+            orphans: Mutex::new(Vec::new()),
+            orphan_count: watch::Sender::new(0),
+            stopping: AtomicBool::new(false),
+            restarter: Mutex::new(None),
+        });
+        let task = tokio::spawn(restart::restart_loop(inner.clone(), plugin));
+        *inner.restarter.lock().unwrap_or_else(PoisonError::into_inner) = Some(task.abort_handle());
+        Ok(Supervisor { inner })
+    }
+
+    /// The current status.
+    pub fn status(&self) -> SupervisorStatus {
+        self.inner.current.borrow().status.clone()
+    }
+
+    /// The running plugin; waits up to `restart_wait` for a restart in progress and fails fast
+    /// while the breaker is open.
+    pub async fn plugin(&self) -> Result<Arc<Plugin>, CallError> {
+        let name = &self.inner.spec.name;
+        let unavailable = |reason: String| CallError::Unavailable { plugin: name.clone(), reason };
+        let mut rx = self.inner.current.subscribe();
+        let wait = async {
+            loop {
+                {
+                    let current = rx.borrow_and_update();
+                    match (&current.status, &current.plugin) {
+                        (SupervisorStatus::Running { .. }, Some(p)) if p.exited().is_none() => {
+                            return Ok(p.clone());
+                        }
+                        (SupervisorStatus::Unavailable { reason }, _) => {
+                            return Err(unavailable(reason.clone()));
+                        }
+                        (SupervisorStatus::Stopped, _) => {
+                            return Err(unavailable("stopped".to_owned()));
+                        }
+                        _ => {}
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return Err(unavailable("stopped".to_owned()));
+                }
+            }
+        };
+        let limit = self.inner.policy.restart_wait;
+        tokio::time::timeout(limit, wait)
+            .await
+            .unwrap_or_else(|_| Err(unavailable(format!("not restarted within {limit:?}"))))
+    }
+
+    /// Creates an instance. When the outcome is unknown or the error names an instance, that
+    /// instance is deleted in the background and recorded as an [`Orphan`]. A result without
+    /// addresses is an error, and its instance is deleted too.
+    pub async fn create_instance(
+        &self,
+        params: CreateInstanceParams,
+        progress: Option<mpsc::UnboundedSender<ProgressParams>>,
+    ) -> Result<CreateInstanceResult, CallError> {
+        let plugin = self.plugin().await?;
+        let (tx, mut rx) = mpsc::unbounded_channel::<ProgressParams>();
+        let forward = tokio::spawn(async move {
+            let mut announced = None;
+            while let Some(p) = rx.recv().await {
+                if p.instance_id.is_some() {
+                    announced.clone_from(&p.instance_id);
+                }
+                if let Some(caller) = &progress {
+                    let _ = caller.send(p);
+                }
+            }
+            announced
+        });
+        let opts = CreateInstance::options(&params, &self.inner.spec.timeouts).progress(tx);
+        let result = plugin.call_with::<CreateInstance>(&params, opts).await;
+        drop(plugin);
+        let announced = forward.await.unwrap_or(None);
+        let (op, sandbox) = (&params.operation_id, &params.sandbox_id);
+        match result {
+            Ok(r) if r.ips.is_empty() => {
+                self.clean_up(r.instance_id.clone(), op, sandbox);
+                Err(CallError::InvalidResult {
+                    plugin: self.inner.spec.name.clone(),
+                    method: CreateInstance::NAME.to_owned(),
+                    message: "plugin returned no IP addresses".to_owned(),
+                    instance_id: Some(r.instance_id),
+                })
+            }
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let indeterminate = e.is_indeterminate();
+                let id = e.instance_id().map(str::to_owned).or(if indeterminate {
+                    announced
+                } else {
+                    None
+                });
+                match id {
+                    Some(id) => self.clean_up(id, op, sandbox),
+                    None if indeterminate => self.clean_up_by_tag(op, sandbox),
+                    None => {}
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Deletes an instance, retrying retryable errors, timeouts and crashes with backoff within
+    /// the delete budget. An instance that is already gone is a success.
+    pub async fn delete_instance(
+        &self,
+        instance_id: &str,
+        sandbox_id: Option<String>,
+    ) -> Result<DeleteInstanceResult, CallError> {
+        let budget = self.inner.spec.timeouts.delete;
+        let deadline = Instant::now() + budget;
+        let operation_id = uuid::Uuid::new_v4().to_string();
+        let mut backoff = self.inner.policy.initial_backoff;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let params = DeleteInstanceParams {
+                operation_id: operation_id.clone(),
+                instance_id: instance_id.to_owned(),
+                sandbox_id: sandbox_id.clone(),
+                deadline_ms: u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX),
+            };
+            let attempt = async {
+                let plugin = self.plugin().await?;
+                let opts = DeleteInstance::options(&params, &self.inner.spec.timeouts);
+                plugin
+                    .call_with::<DeleteInstance>(
+                        &params,
+                        crate::CallOptions { timeout: remaining, ..opts },
+                    )
+                    .await
+            };
+            let mut wait = backoff;
+            let err = match attempt.await {
+                Ok(result) => return Ok(result),
+                Err(CallError::Rpc(e)) if e.kind() == ErrorCode::NotFound => {
+                    return Ok(DeleteInstanceResult {
+                        deleted: false,
+                        reason: Some("notFound".to_owned()),
+                    });
+                }
+                Err(CallError::Rpc(e)) if e.retryable() => {
+                    if let Some(ms) = e.data.as_ref().and_then(|d| d.retry_after_ms) {
+                        wait = wait.max(Duration::from_millis(ms));
+                    }
+                    CallError::Rpc(e)
+                }
+                Err(
+                    e @ (CallError::Timeout { .. }
+                    | CallError::Crashed { .. }
+                    | CallError::Closed { .. }),
+                ) => e,
+                Err(e) => return Err(e),
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining <= wait {
+                return Err(err);
+            }
+            tracing::warn!(plugin = %self.inner.spec.name, instance_id, error = %err, "deleteInstance failed; retrying");
+            tokio::time::sleep(wait).await;
+            backoff = (backoff * 2).min(self.inner.policy.max_backoff);
+        }
+    }
+
+    /// Runs `verifyConfig`.
+    pub async fn verify_config(&self) -> Result<VerifyConfigResult, CallError> {
+        let params = VerifyConfigParams {
+            operation_id: uuid::Uuid::new_v4().to_string(),
+            deadline_ms: u64::try_from(self.inner.spec.timeouts.verify.as_millis())
+                .unwrap_or(u64::MAX),
+        };
+        self.plugin().await?.call::<VerifyConfig>(&params).await
+    }
+
+    /// Runs `listInstances` (an optional method: -32601 when the plugin lacks it).
+    pub async fn list_instances(
+        &self,
+        tags: BTreeMap<String, String>,
+    ) -> Result<ListInstancesResult, CallError> {
+        self.plugin().await?.call::<ListInstances>(&ListInstancesParams { tags }).await
+    }
+
+    /// Takes the orphans recorded so far.
+    pub fn take_orphans(&self) -> Vec<Orphan> {
+        std::mem::take(&mut *self.inner.orphans.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The number of orphans recorded since start (never decreases); wait on it with
+    /// `wait_for`.
+    pub fn orphans_changed(&self) -> watch::Receiver<usize> {
+        self.inner.orphan_count.subscribe()
+    }
+
+    /// Stops restarting and shuts the plugin down.
+    pub async fn shutdown(&self) {
+        let mut previous = None;
+        // Under the watch lock, so the restart loop cannot publish a new plugin after this.
+        self.inner.current.send_modify(|current| {
+            self.inner.stopping.store(true, Ordering::SeqCst);
+            previous = std::mem::replace(
+                current,
+                Current { status: SupervisorStatus::Stopped, plugin: None },
+            )
+            .plugin;
+        });
+        if let Some(task) =
+            self.inner.restarter.lock().unwrap_or_else(PoisonError::into_inner).take()
+        {
+            task.abort();
+        }
+        if let Some(plugin) = previous {
+            let _ = plugin.stop().await;
+        }
+    }
+
+    fn clean_up(&self, instance_id: String, operation_id: &str, sandbox_id: &str) {
+        tracing::warn!(
+            plugin = %self.inner.spec.name, %instance_id, operation_id, sandbox_id,
+            "create failed and may have left an instance; deleting it"
+        );
+        let this = self.clone();
+        let (op, sandbox) = (operation_id.to_owned(), sandbox_id.to_owned());
+        tokio::spawn(async move {
+            let result = this.delete_instance(&instance_id, Some(sandbox.clone())).await;
+            if let Err(e) = &result {
+                tracing::error!(plugin = %this.inner.spec.name, %instance_id, error = %e, "orphan cleanup failed");
+            }
+            this.record(Orphan {
+                instance_id,
+                operation_id: op,
+                sandbox_id: sandbox,
+                cleaned: result.is_ok(),
+                error: result.err().map(|e| e.to_string()),
+            });
+        });
+    }
+
+    /// No id is known: ask the (restarted) plugin for instances tagged with the operation id,
+    /// if it supports `listInstances`; otherwise leave a warning for reconciliation.
+    fn clean_up_by_tag(&self, operation_id: &str, sandbox_id: &str) {
+        let this = self.clone();
+        let (op, sandbox) = (operation_id.to_owned(), sandbox_id.to_owned());
+        tokio::spawn(async move {
+            let supported = match this.plugin().await {
+                Ok(p) => {
+                    p.info().capabilities.optional_methods.iter().any(|m| m == ListInstances::NAME)
+                }
+                Err(_) => false,
+            };
+            let found = if supported {
+                let tags = BTreeMap::from([(tags::OPERATION_ID.to_owned(), op.clone())]);
+                this.list_instances(tags).await.map(|r| r.instances).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            if found.is_empty() {
+                tracing::warn!(plugin = %this.inner.spec.name, operation_id = %op, sandbox_id = %sandbox, "possible orphan: create outcome unknown and no instance id known");
+            }
+            for instance in found {
+                this.clean_up(instance.instance_id, &op, &sandbox);
+            }
+        });
+    }
+
+    fn record(&self, orphan: Orphan) {
+        self.inner.orphans.lock().unwrap_or_else(PoisonError::into_inner).push(orphan);
+        self.inner.orphan_count.send_modify(|n| *n += 1);
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the serve loop: a test client talks to `serve` over
+//! `tokio::io::duplex`, with a scripted in-test provider.
+
+mod create;
+mod lifecycle;
+mod protocol;
+mod support;
