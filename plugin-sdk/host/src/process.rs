@@ -184,7 +184,7 @@ impl PluginCommand {
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let spawn_err = |source| HostError::Spawn { path: self.path.clone(), source };
-        let mut child = cmd.spawn().map_err(spawn_err)?;
+        let mut child = spawn_retrying_busy(&mut cmd).map_err(spawn_err)?;
         // The child has exec'ed (spawn reports exec failures), so the memfd may go now.
         drop(verified);
         let missing = || spawn_err(std::io::Error::other("child pipe missing"));
@@ -287,5 +287,23 @@ mod tests {
         let out = format!("noise\n{doc}\n");
         assert_eq!(parse_describe(out.as_bytes()).unwrap().plugin.name, "x");
         assert!(parse_describe(b"nothing").is_none());
+    }
+}
+
+/// Spawns, retrying briefly on `ETXTBSY`. A binary that was just written (an upgrade, or a test
+/// fixture) is "busy" while any process forked in that window — by any thread of this process —
+/// still holds the writer's descriptor until it execs; that clears within milliseconds.
+fn spawn_retrying_busy(
+    cmd: &mut tokio::process::Command,
+) -> std::io::Result<tokio::process::Child> {
+    let mut attempt = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempt < 50 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
     }
 }
