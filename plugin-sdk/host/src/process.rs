@@ -263,6 +263,24 @@ pub fn exit_text(status: &std::process::ExitStatus) -> String {
     status.to_string()
 }
 
+/// Spawns, retrying briefly on `ETXTBSY`. A binary that was just written (an upgrade, or a test
+/// fixture) is "busy" while any process forked in that window — by any thread of this process —
+/// still holds the writer's descriptor until it execs; that clears within milliseconds.
+fn spawn_retrying_busy(
+    cmd: &mut tokio::process::Command,
+) -> std::io::Result<tokio::process::Child> {
+    let mut attempt = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempt < 50 => {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,23 +305,5 @@ mod tests {
         let out = format!("noise\n{doc}\n");
         assert_eq!(parse_describe(out.as_bytes()).unwrap().plugin.name, "x");
         assert!(parse_describe(b"nothing").is_none());
-    }
-}
-
-/// Spawns, retrying briefly on `ETXTBSY`. A binary that was just written (an upgrade, or a test
-/// fixture) is "busy" while any process forked in that window — by any thread of this process —
-/// still holds the writer's descriptor until it execs; that clears within milliseconds.
-fn spawn_retrying_busy(
-    cmd: &mut tokio::process::Command,
-) -> std::io::Result<tokio::process::Child> {
-    let mut attempt = 0;
-    loop {
-        match cmd.spawn() {
-            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempt < 50 => {
-                attempt += 1;
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            other => return other,
-        }
     }
 }
