@@ -14,7 +14,7 @@ use caa_plugin_proto::{
     ErrorCode, ListInstancesParams, ListInstancesResult, Method, ProgressParams,
     VerifyConfigParams, VerifyConfigResult, tags,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 
 use crate::client::CallError;
@@ -186,7 +186,31 @@ impl Supervisor {
     /// Creates an instance. When the outcome is unknown or the error names an instance, that
     /// instance is deleted in the background and recorded as an [`Orphan`]. A result without
     /// addresses is an error, and its instance is deleted too.
+    ///
+    /// The call runs in its own task: a caller that gives up (its future is dropped, e.g. the
+    /// Kata `StartVM` was cancelled) does not abandon the plugin's answer — a VM created anyway
+    /// is deleted and recorded as an orphan instead of leaking.
     pub async fn create_instance(
+        &self,
+        params: CreateInstanceParams,
+        progress: Option<mpsc::UnboundedSender<ProgressParams>>,
+    ) -> Result<CreateInstanceResult, CallError> {
+        let (tx, rx) = oneshot::channel();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let (op, sandbox) = (params.operation_id.clone(), params.sandbox_id.clone());
+            let outcome = this.create_attached(params, progress).await;
+            if let Err(Ok(vm)) = tx.send(outcome) {
+                tracing::warn!(plugin = %this.inner.spec.name, instance_id = %vm.instance_id, operation_id = %op, "caller gave up on a create that succeeded");
+                this.clean_up(vm.instance_id, &op, &sandbox);
+            }
+        });
+        rx.await.unwrap_or_else(|_| {
+            Err(CallError::Closed { plugin: self.inner.spec.name.clone(), instance_id: None })
+        })
+    }
+
+    async fn create_attached(
         &self,
         params: CreateInstanceParams,
         progress: Option<mpsc::UnboundedSender<ProgressParams>>,

@@ -110,6 +110,8 @@ for line in sys.stdin:
             result(987654, {"instanceId": "i-unknown", "name": "x", "ips": ["10.9.9.9"]})
         if "no_ips" in MODE:
             answer = {"instanceId": "i-noip", "name": "vm", "ips": []}
+        if "slow_create" in MODE:
+            time.sleep(0.5)
         result(mid, answer)
         if "twice" in MODE:
             result(mid, {"instanceId": "i-second-answer", "name": "vm", "ips": ["10.0.0.2"]})

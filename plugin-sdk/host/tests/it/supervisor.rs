@@ -92,3 +92,28 @@ async fn create_without_addresses_is_an_error_and_its_instance_is_deleted() {
     assert_eq!(fake.calls_of("deleteInstance")[0]["params"]["instanceId"], "i-noip");
     within(sup.shutdown()).await;
 }
+
+#[tokio::test]
+async fn create_abandoned_by_its_caller_is_deleted_when_it_succeeds() {
+    let fake = Fake::new();
+    let sup =
+        within(Supervisor::start_with(fake.spec("slow_create"), fast_restarts())).await.unwrap();
+    // The caller gives up long before the plugin answers (its future is dropped).
+    let gave_up = tokio::time::timeout(
+        std::time::Duration::from_millis(50),
+        sup.create_instance(create_params("op-gone"), None),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the create should still be running");
+    within(sup.orphans_changed().wait_for(|n| *n >= 1)).await.unwrap();
+    let orphans = sup.take_orphans();
+    assert_eq!(
+        (orphans[0].instance_id.as_str(), orphans[0].cleaned),
+        ("i-op-gone", true),
+        "{orphans:?}"
+    );
+    let deletes = fake.calls_of("deleteInstance");
+    assert_eq!(deletes.len(), 1);
+    assert_eq!(deletes[0]["params"]["instanceId"], "i-op-gone");
+    within(sup.shutdown()).await;
+}
