@@ -4,6 +4,7 @@
 mod ci;
 mod demo;
 mod steps;
+mod tidy;
 
 use std::process::ExitCode;
 

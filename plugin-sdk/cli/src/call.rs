@@ -90,10 +90,16 @@ pub async fn call(
         let call = client.call_raw(&req.method, req.params.clone(), opts);
         tokio::pin!(call);
         let mut interrupts = 0;
+        let mut announced: Option<String> = None;
         loop {
             tokio::select! {
                 result = &mut call => break result,
-                Some(progress) = rx.recv() => on_progress(&serde_json::to_value(progress)?),
+                Some(progress) = rx.recv() => {
+                    if progress.instance_id.is_some() {
+                        announced.clone_from(&progress.instance_id);
+                    }
+                    on_progress(&serde_json::to_value(progress)?);
+                }
                 _ = tokio::signal::ctrl_c() => {
                     interrupts += 1;
                     match (&operation, interrupts) {
@@ -101,7 +107,13 @@ pub async fn call(
                             tracing::warn!(operation_id = %op, "interrupted: sent $/cancel, waiting for the plugin's answer (Ctrl-C again to give up)");
                             client.cancel(op, "interrupted by the user");
                         }
-                        _ => anyhow::bail!("interrupted"),
+                        _ => match &announced {
+                            Some(id) => anyhow::bail!(
+                                "interrupted before the plugin answered; instance {id} may exist: delete it with `caa-plugin call {} deleteInstance '{{\"instanceId\":\"{id}\"}}'`",
+                                req.plugin.display()
+                            ),
+                            None => anyhow::bail!("interrupted before the plugin answered"),
+                        },
                     }
                 }
             }

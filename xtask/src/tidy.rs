@@ -1,0 +1,74 @@
+//! Tidy checks that linters cannot express, run as ordinary tests (`cargo test -p xtask`):
+//! every Rust file says why it exists in a leading `//!` line, stays small, and no test is
+//! silently switched off with an ignore attribute.
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use crate::steps::root;
+
+    /// Files longer than this are split along the domain.
+    const MAX_LINES: usize = 600;
+
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            if name == "target" || name.to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    fn all_files() -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for top in ["plugin-sdk", "plugins", "adaptor", "podvm", "e2e", "xtask"] {
+            rust_files(&root().join(top), &mut files);
+        }
+        assert!(files.len() > 20, "tidy found too few files: {}", files.len());
+        files
+    }
+
+    #[test]
+    fn every_rust_file_starts_with_a_module_doc() {
+        let missing: Vec<_> = all_files()
+            .into_iter()
+            .filter(|f| {
+                !std::fs::read_to_string(f).unwrap_or_default().trim_start().starts_with("//!")
+            })
+            .collect();
+        assert!(missing.is_empty(), "files without a leading //! line: {missing:?}");
+    }
+
+    #[test]
+    fn rust_files_stay_small() {
+        let long: Vec<_> = all_files()
+            .into_iter()
+            .filter_map(|f| {
+                let n = std::fs::read_to_string(&f).unwrap_or_default().lines().count();
+                (n > MAX_LINES).then_some((f, n))
+            })
+            .collect();
+        assert!(long.is_empty(), "files over {MAX_LINES} lines: {long:?}");
+    }
+
+    #[test]
+    fn no_test_is_ignored() {
+        let marker = concat!("#[", "ignore");
+        let ignored: Vec<_> = all_files()
+            .into_iter()
+            .filter(|f| std::fs::read_to_string(f).unwrap_or_default().contains(marker))
+            .collect();
+        assert!(
+            ignored.is_empty(),
+            "gate heavy tests with an env var instead of an ignore attribute: {ignored:?}"
+        );
+    }
+}
