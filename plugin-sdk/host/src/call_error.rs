@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use caa_plugin_proto::{ErrorCode, RpcError};
+use caa_plugin_proto::method::CreateInstance;
+use caa_plugin_proto::{ErrorCode, Method, RpcError};
 
 /// Stderr lines shown in a crash message (the whole tail stays in the field).
 const SHOWN_TAIL_LINES: usize = 10;
@@ -50,13 +51,16 @@ pub enum CallError {
         /// The instance announced by `$/progress` for this operation, if any.
         instance_id: Option<String>,
     },
-    /// The result did not match the method's result type.
+    /// The result did not match the method's result type. For `createInstance` the outcome
+    /// is indeterminate: a VM may exist.
     #[error("decode {method} result: {message}")]
     Decode {
         /// The method.
         method: String,
         /// The decoder's message.
         message: String,
+        /// The result's `instanceId` when readable, else the id announced by `$/progress`.
+        instance_id: Option<String>,
     },
     /// The result decoded but breaks the protocol's rules (a create without addresses).
     #[error("plugin {plugin} returned an invalid {method} result: {message}")]
@@ -97,19 +101,21 @@ impl CallError {
             CallError::Timeout { instance_id, .. }
             | CallError::Crashed { instance_id, .. }
             | CallError::Closed { instance_id, .. }
-            | CallError::InvalidResult { instance_id, .. } => instance_id.as_deref(),
-            CallError::Decode { .. } | CallError::Unavailable { .. } => None,
+            | CallError::InvalidResult { instance_id, .. }
+            | CallError::Decode { instance_id, .. } => instance_id.as_deref(),
+            CallError::Unavailable { .. } => None,
         }
     }
 
-    /// Whether the call's effect is unknown: a timeout, a crash, a closed connection, or the
-    /// plugin's internal error (-32603).
+    /// Whether the call's effect is unknown: a timeout, a crash, a closed connection, the
+    /// plugin's internal error (-32603), or a `createInstance` result that does not decode.
     pub fn is_indeterminate(&self) -> bool {
         match self {
             CallError::Timeout { .. } | CallError::Crashed { .. } | CallError::Closed { .. } => {
                 true
             }
             CallError::Rpc(e) => e.kind() == ErrorCode::InternalError,
+            CallError::Decode { method, .. } => method == CreateInstance::NAME,
             _ => false,
         }
     }

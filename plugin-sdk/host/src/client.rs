@@ -29,6 +29,10 @@ pub const GARBAGE_PER_MINUTE: usize = 100;
 /// Longest excerpt of a non-protocol line that is logged.
 const GARBAGE_EXCERPT: usize = 200;
 
+/// `$/progress` notifications passed to one call's subscriber. Later ones are dropped with a
+/// warning, except those announcing a new instance id (which also count as pollution then).
+pub const PROGRESS_PER_CALL: usize = 256;
+
 /// Connection settings.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -85,9 +89,20 @@ impl CallOptions {
 
 type Reply = Result<Box<RawValue>, RpcError>;
 
+/// One call's progress subscriber.
+#[derive(Debug)]
+struct Subscriber {
+    call: i64,
+    tx: mpsc::UnboundedSender<ProgressParams>,
+    forwarded: usize,
+    warned: bool,
+}
+
+/// Calls sharing one `operationId` (a create retried while the first call still runs): each
+/// keeps its own subscriber; the announced instance id is shared.
 #[derive(Debug, Default)]
 struct Operation {
-    progress: Option<mpsc::UnboundedSender<ProgressParams>>,
+    progress: Vec<Subscriber>,
     instance_id: Option<String>,
     calls: usize,
 }
@@ -161,9 +176,8 @@ impl Client {
         params: &M::Params,
         opts: CallOptions,
     ) -> Result<M::Result, CallError> {
-        let raw = self.call_inner(M::NAME, params, opts).await?;
-        serde_json::from_str(raw.get())
-            .map_err(|e| CallError::Decode { method: M::NAME.to_owned(), message: e.to_string() })
+        let (raw, announced) = self.call_inner(M::NAME, params, opts).await?;
+        serde_json::from_str(raw.get()).map_err(|e| decode_error(M::NAME, &raw, &e, announced))
     }
 
     /// Calls a method by name with untyped params (for the `caa-plugin` CLI).
@@ -173,9 +187,8 @@ impl Client {
         params: serde_json::Value,
         opts: CallOptions,
     ) -> Result<serde_json::Value, CallError> {
-        let raw = self.call_inner(method, &params, opts).await?;
-        serde_json::from_str(raw.get())
-            .map_err(|e| CallError::Decode { method: method.to_owned(), message: e.to_string() })
+        let (raw, announced) = self.call_inner(method, &params, opts).await?;
+        serde_json::from_str(raw.get()).map_err(|e| decode_error(method, &raw, &e, announced))
     }
 
     /// Sends a notification.
@@ -240,7 +253,7 @@ impl Client {
         method: &str,
         params: &P,
         opts: CallOptions,
-    ) -> Result<Box<RawValue>, CallError> {
+    ) -> Result<(Box<RawValue>, Option<String>), CallError> {
         let shared = self.shared();
         let start = Instant::now();
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
@@ -252,8 +265,13 @@ impl Client {
             if let Some(op) = &opts.operation_id {
                 let entry = st.operations.entry(op.clone()).or_default();
                 entry.calls += 1;
-                if opts.progress.is_some() {
-                    entry.progress = opts.progress.clone();
+                if let Some(tx) = &opts.progress {
+                    entry.progress.push(Subscriber {
+                        call: id,
+                        tx: tx.clone(),
+                        forwarded: 0,
+                        warned: false,
+                    });
                 }
             }
             if st.closed {
@@ -287,10 +305,28 @@ impl Client {
             }
         };
         match outcome {
-            Ok(Ok(raw)) => Ok(raw),
+            Ok(Ok(raw)) => Ok((raw, guard.instance_id())),
             Ok(Err(rpc)) => Err(CallError::Rpc(rpc)),
             Err(_) => Err(shared.closed_error(guard.instance_id())),
         }
+    }
+}
+
+/// A result that does not decode. For a create it may still name a VM: the result's
+/// `instanceId` when readable, else the one announced by `$/progress`.
+fn decode_error(
+    method: &str,
+    raw: &RawValue,
+    e: &serde_json::Error,
+    announced: Option<String>,
+) -> CallError {
+    let from_result = serde_json::from_str::<serde_json::Value>(raw.get())
+        .ok()
+        .and_then(|v| v.get("instanceId")?.as_str().map(str::to_owned));
+    CallError::Decode {
+        method: method.to_owned(),
+        message: e.to_string(),
+        instance_id: from_result.or(announced),
     }
 }
 
@@ -316,6 +352,7 @@ impl Drop for CallGuard<'_> {
             && let Some(entry) = st.operations.get_mut(op)
         {
             entry.calls -= 1;
+            entry.progress.retain(|s| s.call != self.id);
             if entry.calls == 0 {
                 st.operations.remove(op);
             }

@@ -4,11 +4,11 @@
 //!
 //! A pinned plugin runs as `/proc/self/fd/<memfd>`. That works for compiled (ELF) plugins only:
 //! the kernel resolves the path at `execve` time, but a `#!` script's interpreter would open the
-//! path again after the close-on-exec descriptor is gone. Pin compiled plugins, or leave scripts
-//! unpinned.
+//! path again after the close-on-exec descriptor is gone. A pinned file starting with `#!` is
+//! therefore refused; pin compiled plugins, or leave scripts unpinned.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -69,6 +69,12 @@ pub enum IntegrityError {
         /// The digest of the file's contents.
         actual: String,
     },
+    /// A pinned file is a `#!` script, which cannot run from the verified memfd.
+    #[error("plugin {path} is a script; scripts cannot be pinned (pin a compiled binary)")]
+    Script {
+        /// The plugin path.
+        path: PathBuf,
+    },
     /// Reading the file or building the memfd failed.
     #[error("copy plugin {path} into a sealed memfd")]
     Copy {
@@ -119,6 +125,9 @@ pub fn verify_pinned(path: &Path, pinned: &str) -> Result<VerifiedExecutable, In
     check_directory(path)?;
 
     let copy_err = |source| IntegrityError::Copy { path: path.to_owned(), source };
+    if starts_with_shebang(&mut file).map_err(copy_err)? {
+        return Err(IntegrityError::Script { path: path.to_owned() });
+    }
     let memfd = memfd_create(c"caa-plugin", MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING)
         .map_err(|e| copy_err(e.into()))?;
     let mut copy = File::from(memfd);
@@ -187,6 +196,14 @@ fn check_directory(path: &Path) -> Result<(), IntegrityError> {
     Ok(())
 }
 
+/// Reads the first two bytes, then rewinds.
+fn starts_with_shebang(file: &mut File) -> io::Result<bool> {
+    let mut head = Vec::with_capacity(2);
+    Read::by_ref(file).take(2).read_to_end(&mut head)?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(head == b"#!")
+}
+
 fn hash_into(src: &mut File, mut dst: Option<&mut File>) -> io::Result<String> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -232,6 +249,29 @@ mod tests {
     fn bad_pin_is_refused_before_opening() {
         let err = verify_pinned(Path::new("/nonexistent"), "xyz").unwrap_err();
         assert_eq!(err.to_string(), "pinned sha256 for plugin /nonexistent is not 64 hex digits");
+    }
+
+    #[test]
+    fn pinned_script_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        std::fs::write(&path, b"#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let digest = sha256_file(&path).unwrap();
+        let err = verify_pinned(&path, &digest).unwrap_err();
+        assert!(matches!(err, IntegrityError::Script { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "plugin {} is a script; scripts cannot be pinned (pin a compiled binary)",
+                path.display()
+            )
+        );
+        // A file merely starting with `#` is hashed as usual.
+        std::fs::write(&path, b"# not a script").unwrap();
+        let digest = sha256_file(&path).unwrap();
+        assert_eq!(verify_pinned(&path, &digest).unwrap().sha256(), digest);
     }
 
     #[test]

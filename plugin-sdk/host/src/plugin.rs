@@ -78,8 +78,18 @@ struct Process {
     tail: StderrTail,
     exit: watch::Receiver<Option<String>>,
     stopping: Arc<AtomicBool>,
+    /// Set as soon as the child is reaped: its pid (and process group id) may then be reused,
+    /// so nothing signals it any more.
+    reaped: Arc<AtomicBool>,
     timeouts: Timeouts,
     tasks: Vec<AbortHandle>,
+}
+
+/// Signals the plugin's process group unless the child has been reaped.
+fn signal_unreaped(reaped: &AtomicBool, pid: u32, signal: Signal) {
+    if !reaped.load(Ordering::SeqCst) {
+        signal_group(pid, signal);
+    }
 }
 
 impl Drop for Process {
@@ -89,7 +99,7 @@ impl Drop for Process {
         }
         // A plugin dropped without shutdown must not outlive its handle; the exit task reaps it.
         if self.exit.borrow().is_none() {
-            signal_group(self.pid, Signal::SIGKILL);
+            signal_unreaped(&self.reaped, self.pid, Signal::SIGKILL);
         }
     }
 }
@@ -108,15 +118,17 @@ impl Process {
         };
         let client = Client::new(stdout, stdin, opts);
         let stopping = Arc::new(AtomicBool::new(false));
+        let reaped = Arc::new(AtomicBool::new(false));
         let (exit_tx, exit) = watch::channel(None);
         {
-            let (client, tail, stopping, name) =
-                (client.clone(), tail.clone(), stopping.clone(), name.clone());
+            let (client, tail, stopping, reaped, name) =
+                (client.clone(), tail.clone(), stopping.clone(), reaped.clone(), name.clone());
             tokio::spawn(async move {
                 let status = match child.wait().await {
                     Ok(status) => exit_text(&status),
                     Err(e) => format!("wait failed: {e}"),
                 };
+                reaped.store(true, Ordering::SeqCst);
                 let _ = tokio::time::timeout(STDERR_FLUSH_WAIT, drain).await;
                 if stopping.load(Ordering::SeqCst) {
                     tracing::info!(plugin = %name, pid, %status, "plugin exited");
@@ -129,13 +141,13 @@ impl Process {
             });
         }
         let watcher = {
-            let (client, stopping, name) = (client.clone(), stopping.clone(), name.clone());
-            let exit = exit.clone();
+            let (client, stopping, reaped, name) =
+                (client.clone(), stopping.clone(), reaped.clone(), name.clone());
             tokio::spawn(async move {
                 client.violated().await;
-                if !stopping.load(Ordering::SeqCst) && exit.borrow().is_none() {
+                if !stopping.load(Ordering::SeqCst) && !reaped.load(Ordering::SeqCst) {
                     tracing::error!(plugin = %name, pid, "killing plugin after a stdout protocol violation");
-                    signal_group(pid, Signal::SIGKILL);
+                    signal_unreaped(&reaped, pid, Signal::SIGKILL);
                 }
             })
         };
@@ -146,6 +158,7 @@ impl Process {
             tail,
             exit,
             stopping,
+            reaped,
             timeouts: spec.timeouts,
             tasks: vec![watcher.abort_handle()],
         }
@@ -165,9 +178,11 @@ impl Process {
     }
 
     fn kill(&self) {
-        if self.exited().is_none() {
-            signal_group(self.pid, Signal::SIGKILL);
-        }
+        self.signal(Signal::SIGKILL);
+    }
+
+    fn signal(&self, signal: Signal) {
+        signal_unreaped(&self.reaped, self.pid, signal);
     }
 
     /// Turns a closed connection into a crash report with exit status and stderr tail.
@@ -254,7 +269,7 @@ impl Plugin {
             plugin.process.pid,
             plugin.process.timeouts,
             plugin.process.stopping.clone(),
-            plugin.process.exit.clone(),
+            plugin.process.reaped.clone(),
         ));
         plugin.process.tasks.push(pinger.abort_handle());
         Ok(plugin)
@@ -292,7 +307,8 @@ impl Plugin {
 
     /// Calls a protocol method with explicit options; a missing operation id is taken from the
     /// params. Calls above the plugin's `maxConcurrentRequests` wait for a slot, within the
-    /// same budget.
+    /// same budget; the time waited is taken off the `deadlineMs` sent (see
+    /// [`CallPolicy::after_queue`]).
     pub async fn call_with<M: CallPolicy>(
         &self,
         params: &M::Params,
@@ -312,7 +328,10 @@ impl Plugin {
                 instance_id: None,
             });
         };
-        opts.timeout = opts.timeout.saturating_sub(start.elapsed());
+        let waited = start.elapsed();
+        opts.timeout = opts.timeout.saturating_sub(waited);
+        let reduced = if waited.as_millis() == 0 { None } else { M::after_queue(params, waited) };
+        let params = reduced.as_ref().unwrap_or(params);
         match self.process.client.call::<M>(params, opts).await {
             Ok(result) => Ok(result),
             Err(e @ CallError::Timeout { .. }) if M::HANG_IS_CRASH => {
@@ -372,12 +391,12 @@ impl Plugin {
             return Ok(status);
         }
         tracing::warn!(plugin = %p.name, pid = p.pid, "plugin did not exit after stdin closed; sending SIGTERM");
-        signal_group(p.pid, Signal::SIGTERM);
+        p.signal(Signal::SIGTERM);
         if let Some(status) = p.exit_within(p.timeouts.term_wait).await {
             return Ok(status);
         }
         tracing::warn!(plugin = %p.name, pid = p.pid, "plugin ignored SIGTERM; sending SIGKILL");
-        signal_group(p.pid, Signal::SIGKILL);
+        p.signal(Signal::SIGKILL);
         Ok(self.wait_exit().await)
     }
 }
@@ -388,12 +407,12 @@ async fn ping_loop(
     pid: u32,
     timeouts: Timeouts,
     stopping: Arc<AtomicBool>,
-    exit: watch::Receiver<Option<String>>,
+    reaped: Arc<AtomicBool>,
 ) {
     let mut failures = 0u32;
     loop {
         tokio::time::sleep(timeouts.ping_interval).await;
-        if stopping.load(Ordering::SeqCst) || client.is_closed() || exit.borrow().is_some() {
+        if stopping.load(Ordering::SeqCst) || client.is_closed() || reaped.load(Ordering::SeqCst) {
             return;
         }
         match client.call::<Ping>(&Empty {}, CallOptions::new(timeouts.ping)).await {
@@ -405,10 +424,10 @@ async fn ping_loop(
                 tracing::warn!(plugin = %name, pid, failures, error = %e, "plugin ping failed");
                 if failures >= timeouts.ping_failures
                     && !stopping.load(Ordering::SeqCst)
-                    && exit.borrow().is_none()
+                    && !reaped.load(Ordering::SeqCst)
                 {
                     tracing::error!(plugin = %name, pid, failures, "plugin stopped answering pings; killing it");
-                    signal_group(pid, Signal::SIGKILL);
+                    signal_unreaped(&reaped, pid, Signal::SIGKILL);
                     return;
                 }
             }

@@ -2,17 +2,17 @@
 //! a circuit breaker after repeated crashes, and owns the host's side of the create/delete
 //! contract: an indeterminate create is cleaned up by deleting the instance it may have made
 //! (after the restart, if the plugin crashed), and deletes are retried until they succeed.
+//! Shutdown cancels the creates in flight and lets their cleanup finish before the plugin stops.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use caa_plugin_proto::method::{CreateInstance, DeleteInstance, ListInstances, VerifyConfig};
+use caa_plugin_proto::method::{CreateInstance, ListInstances, VerifyConfig};
 use caa_plugin_proto::{
-    CreateInstanceParams, CreateInstanceResult, DeleteInstanceParams, DeleteInstanceResult,
-    ErrorCode, ListInstancesParams, ListInstancesResult, Method, ProgressParams,
-    VerifyConfigParams, VerifyConfigResult, tags,
+    CreateInstanceParams, CreateInstanceResult, ListInstancesParams, ListInstancesResult, Method,
+    ProgressParams, VerifyConfigParams, VerifyConfigResult,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
@@ -22,6 +22,7 @@ use crate::error::HostError;
 use crate::plugin::{Plugin, PluginSpec};
 use crate::timeouts::CallPolicy;
 
+mod cleanup;
 mod restart;
 
 /// When and how often to restart.
@@ -104,8 +105,46 @@ struct Inner {
     current: watch::Sender<Current>,
     orphans: Mutex<Vec<Orphan>>,
     orphan_count: watch::Sender<usize>,
+    /// Deletes that failed, run again after the next successful (re)start.
+    retries: Mutex<Vec<cleanup::Retry>>,
+    /// Creates and cleanups in flight; shutdown waits for zero.
+    busy: watch::Sender<usize>,
+    /// The operation ids of the creates in flight (one entry per call).
+    creating: Mutex<Vec<String>>,
+    /// Shutdown has begun: no new creates.
+    draining: AtomicBool,
+    /// The plugin is being stopped: no restarts, calls fail.
     stopping: AtomicBool,
     restarter: Mutex<Option<AbortHandle>>,
+}
+
+/// Counts one create or cleanup in flight for as long as it lives.
+#[derive(Debug)]
+struct Busy {
+    inner: Arc<Inner>,
+    operation_id: Option<String>,
+}
+
+impl Busy {
+    fn new(inner: &Arc<Inner>, operation_id: Option<String>) -> Busy {
+        inner.busy.send_modify(|n| *n += 1);
+        if let Some(op) = &operation_id {
+            inner.creating.lock().unwrap_or_else(PoisonError::into_inner).push(op.clone());
+        }
+        Busy { inner: inner.clone(), operation_id }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if let Some(op) = &self.operation_id {
+            let mut creating = self.inner.creating.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(i) = creating.iter().position(|o| o == op) {
+                creating.swap_remove(i);
+            }
+        }
+        self.inner.busy.send_modify(|n| *n -= 1);
+    }
 }
 
 /// A supervised plugin. Cheap to clone.
@@ -136,6 +175,10 @@ impl Supervisor {
             current: watch::Sender::new(current),
             orphans: Mutex::new(Vec::new()),
             orphan_count: watch::Sender::new(0),
+            retries: Mutex::new(Vec::new()),
+            busy: watch::Sender::new(0),
+            creating: Mutex::new(Vec::new()),
+            draining: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             restarter: Mutex::new(None),
         });
@@ -189,15 +232,21 @@ impl Supervisor {
     ///
     /// The call runs in its own task: a caller that gives up (its future is dropped, e.g. the
     /// Kata `StartVM` was cancelled) does not abandon the plugin's answer — a VM created anyway
-    /// is deleted and recorded as an orphan instead of leaking.
+    /// is deleted and recorded as an orphan instead of leaking. Once [`Supervisor::shutdown`]
+    /// has begun, creates fail with [`CallError::Unavailable`].
     pub async fn create_instance(
         &self,
         params: CreateInstanceParams,
         progress: Option<mpsc::UnboundedSender<ProgressParams>>,
     ) -> Result<CreateInstanceResult, CallError> {
+        if self.inner.draining.load(Ordering::SeqCst) {
+            return Err(self.shutting_down());
+        }
         let (tx, rx) = oneshot::channel();
         let this = self.clone();
+        let busy = Busy::new(&self.inner, Some(params.operation_id.clone()));
         tokio::spawn(async move {
+            let _busy = busy;
             let (op, sandbox) = (params.operation_id.clone(), params.sandbox_id.clone());
             let outcome = this.create_attached(params, progress).await;
             if let Err(Ok(vm)) = tx.send(outcome) {
@@ -216,6 +265,12 @@ impl Supervisor {
         progress: Option<mpsc::UnboundedSender<ProgressParams>>,
     ) -> Result<CreateInstanceResult, CallError> {
         let plugin = self.plugin().await?;
+        if self.inner.draining.load(Ordering::SeqCst) {
+            return Err(self.shutting_down());
+        }
+        // Bounded by the client, which passes at most `PROGRESS_PER_CALL` notes per call (plus
+        // new instance ids, which count as pollution), and which drops this sender when the
+        // call ends, so the forwarder ends with it.
         let (tx, mut rx) = mpsc::unbounded_channel::<ProgressParams>();
         let forward = tokio::spawn(async move {
             let mut announced = None;
@@ -246,15 +301,11 @@ impl Supervisor {
             }
             Ok(r) => Ok(r),
             Err(e) => {
-                let indeterminate = e.is_indeterminate();
-                let id = e.instance_id().map(str::to_owned).or(if indeterminate {
-                    announced
-                } else {
-                    None
-                });
-                match id {
+                // A VM announced by progress may remain whatever the error: deleting one that
+                // is gone is harmless.
+                match e.instance_id().map(str::to_owned).or(announced) {
                     Some(id) => self.clean_up(id, op, sandbox),
-                    None if indeterminate => self.clean_up_by_tag(op, sandbox),
+                    None if e.is_indeterminate() => self.clean_up_by_tag(op, sandbox),
                     None => {}
                 }
                 Err(e)
@@ -262,64 +313,10 @@ impl Supervisor {
         }
     }
 
-    /// Deletes an instance, retrying retryable errors, timeouts and crashes with backoff within
-    /// the delete budget. An instance that is already gone is a success.
-    pub async fn delete_instance(
-        &self,
-        instance_id: &str,
-        sandbox_id: Option<String>,
-    ) -> Result<DeleteInstanceResult, CallError> {
-        let budget = self.inner.spec.timeouts.delete;
-        let deadline = Instant::now() + budget;
-        let operation_id = uuid::Uuid::new_v4().to_string();
-        let mut backoff = self.inner.policy.initial_backoff;
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let params = DeleteInstanceParams {
-                operation_id: operation_id.clone(),
-                instance_id: instance_id.to_owned(),
-                sandbox_id: sandbox_id.clone(),
-                deadline_ms: u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX),
-            };
-            let attempt = async {
-                let plugin = self.plugin().await?;
-                let opts = DeleteInstance::options(&params, &self.inner.spec.timeouts);
-                plugin
-                    .call_with::<DeleteInstance>(
-                        &params,
-                        crate::CallOptions { timeout: remaining, ..opts },
-                    )
-                    .await
-            };
-            let mut wait = backoff;
-            let err = match attempt.await {
-                Ok(result) => return Ok(result),
-                Err(CallError::Rpc(e)) if e.kind() == ErrorCode::NotFound => {
-                    return Ok(DeleteInstanceResult {
-                        deleted: false,
-                        reason: Some("notFound".to_owned()),
-                    });
-                }
-                Err(CallError::Rpc(e)) if e.retryable() => {
-                    if let Some(ms) = e.data.as_ref().and_then(|d| d.retry_after_ms) {
-                        wait = wait.max(Duration::from_millis(ms));
-                    }
-                    CallError::Rpc(e)
-                }
-                Err(
-                    e @ (CallError::Timeout { .. }
-                    | CallError::Crashed { .. }
-                    | CallError::Closed { .. }),
-                ) => e,
-                Err(e) => return Err(e),
-            };
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining <= wait {
-                return Err(err);
-            }
-            tracing::warn!(plugin = %self.inner.spec.name, instance_id, error = %err, "deleteInstance failed; retrying");
-            tokio::time::sleep(wait).await;
-            backoff = (backoff * 2).min(self.inner.policy.max_backoff);
+    fn shutting_down(&self) -> CallError {
+        CallError::Unavailable {
+            plugin: self.inner.spec.name.clone(),
+            reason: "shutting down".to_owned(),
         }
     }
 
@@ -341,7 +338,9 @@ impl Supervisor {
         self.plugin().await?.call::<ListInstances>(&ListInstancesParams { tags }).await
     }
 
-    /// Takes the orphans recorded so far.
+    /// Takes the orphans recorded so far. An orphan whose delete failed is listed with
+    /// `cleaned: false`; its delete is tried again after the plugin's next (re)start and
+    /// recorded again.
     pub fn take_orphans(&self) -> Vec<Orphan> {
         std::mem::take(&mut *self.inner.orphans.lock().unwrap_or_else(PoisonError::into_inner))
     }
@@ -352,8 +351,23 @@ impl Supervisor {
         self.inner.orphan_count.subscribe()
     }
 
-    /// Stops restarting and shuts the plugin down.
+    /// Shuts down: refuses new creates, sends `$/cancel` for the creates in flight, waits up to
+    /// [`crate::Timeouts::shutdown_grace`] for them and for the deletes of what they left, then
+    /// stops restarting and shuts the plugin down.
     pub async fn shutdown(&self) {
+        self.inner.draining.store(true, Ordering::SeqCst);
+        let creating = self.inner.creating.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let plugin = self.inner.current.borrow().plugin.clone();
+        if let Some(plugin) = plugin {
+            for op in &creating {
+                plugin.client().cancel(op, "host shutting down");
+            }
+        }
+        let grace = self.inner.spec.timeouts.shutdown_grace;
+        let mut busy = self.inner.busy.subscribe();
+        if tokio::time::timeout(grace, busy.wait_for(|n| *n == 0)).await.is_err() {
+            tracing::warn!(plugin = %self.inner.spec.name, ?grace, "creates or orphan deletes still running at shutdown");
+        }
         let mut previous = None;
         // Under the watch lock, so the restart loop cannot publish a new plugin after this.
         self.inner.current.send_modify(|current| {
@@ -372,59 +386,5 @@ impl Supervisor {
         if let Some(plugin) = previous {
             let _ = plugin.stop().await;
         }
-    }
-
-    fn clean_up(&self, instance_id: String, operation_id: &str, sandbox_id: &str) {
-        tracing::warn!(
-            plugin = %self.inner.spec.name, %instance_id, operation_id, sandbox_id,
-            "create failed and may have left an instance; deleting it"
-        );
-        let this = self.clone();
-        let (op, sandbox) = (operation_id.to_owned(), sandbox_id.to_owned());
-        tokio::spawn(async move {
-            let result = this.delete_instance(&instance_id, Some(sandbox.clone())).await;
-            if let Err(e) = &result {
-                tracing::error!(plugin = %this.inner.spec.name, %instance_id, error = %e, "orphan cleanup failed");
-            }
-            this.record(Orphan {
-                instance_id,
-                operation_id: op,
-                sandbox_id: sandbox,
-                cleaned: result.is_ok(),
-                error: result.err().map(|e| e.to_string()),
-            });
-        });
-    }
-
-    /// No id is known: ask the (restarted) plugin for instances tagged with the operation id,
-    /// if it supports `listInstances`; otherwise leave a warning for reconciliation.
-    fn clean_up_by_tag(&self, operation_id: &str, sandbox_id: &str) {
-        let this = self.clone();
-        let (op, sandbox) = (operation_id.to_owned(), sandbox_id.to_owned());
-        tokio::spawn(async move {
-            let supported = match this.plugin().await {
-                Ok(p) => {
-                    p.info().capabilities.optional_methods.iter().any(|m| m == ListInstances::NAME)
-                }
-                Err(_) => false,
-            };
-            let found = if supported {
-                let tags = BTreeMap::from([(tags::OPERATION_ID.to_owned(), op.clone())]);
-                this.list_instances(tags).await.map(|r| r.instances).unwrap_or_default()
-            } else {
-                Vec::new()
-            };
-            if found.is_empty() {
-                tracing::warn!(plugin = %this.inner.spec.name, operation_id = %op, sandbox_id = %sandbox, "possible orphan: create outcome unknown and no instance id known");
-            }
-            for instance in found {
-                this.clean_up(instance.instance_id, &op, &sandbox);
-            }
-        });
-    }
-
-    fn record(&self, orphan: Orphan) {
-        self.inner.orphans.lock().unwrap_or_else(PoisonError::into_inner).push(orphan);
-        self.inner.orphan_count.send_modify(|n| *n += 1);
     }
 }

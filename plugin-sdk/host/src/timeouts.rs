@@ -37,6 +37,9 @@ pub struct Timeouts {
     pub exit_wait: Duration,
     /// After SIGTERM, how long to wait before SIGKILL.
     pub term_wait: Duration,
+    /// At supervisor shutdown, how long creates in flight (cancelled) and their orphan deletes
+    /// may take before the plugin is stopped.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Timeouts {
@@ -54,6 +57,7 @@ impl Default for Timeouts {
             ping_failures: 3,
             exit_wait: Duration::from_secs(10),
             term_wait: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -65,6 +69,17 @@ pub trait CallPolicy: Method {
 
     /// Whether a timeout (after `$/cancel` and its grace) means the plugin hangs and is killed.
     const HANG_IS_CRASH: bool = false;
+
+    /// The params to send after the call `waited` for a concurrency slot: `deadlineMs` less the
+    /// wait, so that the host's deadline stays `deadlineMs` + grace counted from the send.
+    /// `None` when the method has no deadline (the params go out unchanged).
+    fn after_queue(_params: &Self::Params, _waited: Duration) -> Option<Self::Params> {
+        None
+    }
+}
+
+fn less(deadline_ms: u64, waited: Duration) -> u64 {
+    deadline_ms.saturating_sub(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl CallPolicy for Initialize {
@@ -77,6 +92,10 @@ impl CallPolicy for VerifyConfig {
     fn options(p: &Self::Params, t: &Timeouts) -> CallOptions {
         CallOptions::new(t.verify).operation(p.operation_id.clone())
     }
+
+    fn after_queue(p: &Self::Params, waited: Duration) -> Option<Self::Params> {
+        Some(Self::Params { deadline_ms: less(p.deadline_ms, waited), ..p.clone() })
+    }
 }
 
 impl CallPolicy for CreateInstance {
@@ -86,11 +105,19 @@ impl CallPolicy for CreateInstance {
     }
 
     const HANG_IS_CRASH: bool = true;
+
+    fn after_queue(p: &Self::Params, waited: Duration) -> Option<Self::Params> {
+        Some(Self::Params { deadline_ms: less(p.deadline_ms, waited), ..p.clone() })
+    }
 }
 
 impl CallPolicy for DeleteInstance {
     fn options(p: &Self::Params, t: &Timeouts) -> CallOptions {
         CallOptions::new(t.delete).operation(p.operation_id.clone())
+    }
+
+    fn after_queue(p: &Self::Params, waited: Duration) -> Option<Self::Params> {
+        Some(Self::Params { deadline_ms: less(p.deadline_ms, waited), ..p.clone() })
     }
 }
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::error::{ErrorCode, RpcError};
+use crate::error::{ErrorCode, ErrorData, Problem, RpcError};
 
 /// A JSON-RPC request id. The protocol's own peers use numbers; strings are accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -53,8 +53,10 @@ struct RawMessage<'a> {
     params: Option<&'a RawValue>,
     #[serde(default, borrow, deserialize_with = "present_raw")]
     result: Option<&'a RawValue>,
+    /// Read leniently (see [`lenient_error`]): JSON-RPC allows any `data`, and an error whose
+    /// `data` is not our shape must still reach the call waiting for it.
     #[serde(default)]
-    error: Option<RpcError>,
+    error: Option<serde_json::Value>,
 }
 
 /// Keeps `"id": null` distinguishable from an absent id.
@@ -117,7 +119,8 @@ impl<'a> Incoming<'a> {
                 error: RpcError::new(ErrorCode::InvalidRequest, "jsonrpc must be \"2.0\""),
             });
         }
-        Ok(match (raw.method, id, raw.result, raw.error) {
+        let error = raw.error.map(lenient_error);
+        Ok(match (raw.method, id, raw.result, error) {
             (Some(method), Some(Some(id)), None, None) => {
                 Incoming::Request { id, method, params: raw.params }
             }
@@ -134,6 +137,61 @@ impl<'a> Incoming<'a> {
                 ),
             },
         })
+    }
+}
+
+/// Turns an `error` member into an [`RpcError`] without failing: `code` when it is an integer
+/// (else -32603), `message` when it is a string (else empty), and each known `data` field when
+/// it has the expected type; everything else is ignored.
+fn lenient_error(value: serde_json::Value) -> RpcError {
+    use serde_json::Value;
+    let Value::Object(mut error) = value else {
+        return RpcError::new(ErrorCode::InternalError, "malformed error object");
+    };
+    let code = error.get("code").and_then(Value::as_i64).unwrap_or(-32603);
+    let message = match error.remove("message") {
+        Some(Value::String(m)) => m,
+        _ => String::new(),
+    };
+    let data = match error.remove("data") {
+        Some(Value::Object(d)) => Some(lenient_data(&d)).filter(|d| *d != ErrorData::default()),
+        _ => None,
+    };
+    RpcError { code, message, data }
+}
+
+fn lenient_data(d: &serde_json::Map<String, serde_json::Value>) -> ErrorData {
+    use serde_json::Value;
+    let string = |key: &str| d.get(key).and_then(Value::as_str).map(str::to_owned);
+    let versions = |key: &str| -> Vec<u32> {
+        d.get(key)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|v| v.as_u64()?.try_into().ok()).collect())
+            .unwrap_or_default()
+    };
+    let problems = d
+        .get("problems")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| {
+                    Some(Problem {
+                        field: p.get("field")?.as_str()?.to_owned(),
+                        message: p.get("message").and_then(Value::as_str).unwrap_or("").to_owned(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ErrorData {
+        retryable: d.get("retryable").and_then(Value::as_bool),
+        class: string("class"),
+        instance_id: string("instanceId"),
+        cloud_code: string("cloudCode"),
+        retry_after_ms: d.get("retryAfterMs").and_then(Value::as_u64),
+        problems,
+        supported: versions("supported"),
+        requested: versions("requested"),
     }
 }
 
@@ -238,6 +296,52 @@ mod tests {
         assert_eq!(
             kind(r#"{"jsonrpc":"2.0","id":{},"method":"x"}"#),
             "invalid None id must be a number or a string"
+        );
+    }
+
+    fn error_of(line: &str) -> (Option<RequestId>, RpcError) {
+        match Incoming::parse(line.as_bytes()) {
+            Ok(Incoming::Error { id, error }) => (id, error),
+            other => panic!("{line}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn error_responses_are_read_leniently() {
+        // `data` of another shape is ignored, the rest of the error is kept.
+        let (id, e) = error_of(
+            r#"{"jsonrpc":"2.0","id":4,"error":{"code":4,"message":"m","data":"details"}}"#,
+        );
+        assert_eq!(
+            (id, e.code, e.message.as_str(), e.data),
+            (Some(RequestId::Num(4)), 4, "m", None)
+        );
+        // Known fields of the right type survive their badly typed neighbours.
+        let (_, e) = error_of(
+            r#"{"jsonrpc":"2.0","id":5,"error":{"code":-32800,"message":"c","data":{"instanceId":"i-1","retryable":"no","retryAfterMs":-3,"extra":[1]}}}"#,
+        );
+        assert_eq!(e.instance_id(), Some("i-1"));
+        assert_eq!(e.data.as_ref().unwrap().retryable, None);
+        assert_eq!(e.data.as_ref().unwrap().retry_after_ms, None);
+        let (_, e) = error_of(
+            r#"{"jsonrpc":"2.0","id":6,"error":{"code":1,"message":"bad","data":{"retryable":false,"problems":[{"field":"region","message":"missing"},{"nope":1}],"supported":[1,"x",2]}}}"#,
+        );
+        let data = e.data.unwrap();
+        assert_eq!(data.retryable, Some(false));
+        assert_eq!(
+            data.problems,
+            vec![Problem { field: "region".into(), message: "missing".into() }]
+        );
+        assert_eq!(data.supported, vec![1, 2]);
+        // A missing or non-integer code is an internal error; a missing message is empty.
+        let (_, e) =
+            error_of(r#"{"jsonrpc":"2.0","id":7,"error":{"code":"4","data":{"instanceId":7}}}"#);
+        assert_eq!((e.code, e.message.as_str(), e.data), (-32603, "", None));
+        let (id, e) = error_of(r#"{"jsonrpc":"2.0","id":"s","error":"boom"}"#);
+        assert_eq!((id, e.code), (Some(RequestId::Str("s".into())), -32603));
+        assert_eq!(
+            kind(r#"{"jsonrpc":"2.0","id":8,"error":{"code":4.5}}"#),
+            "error Some(Num(8)) -32603"
         );
     }
 

@@ -1,6 +1,9 @@
 //! Request routing: checks the connection phase, parses typed params, and runs each request in
 //! its own task under a supervisor that answers on the handler's behalf when it panics, ignores
 //! `$/cancel` past the grace, overruns its deadline, or is still running when the drain ends.
+//! A handler answered for is left to run to completion (stopping a cloud call midway could
+//! leak worse); what it reports afterwards goes nowhere, and a VM it still creates is logged as
+//! an error and kept out of the replay memory.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,8 +26,9 @@ use tokio::time::{Instant, sleep, sleep_until};
 use tracing::Instrument;
 
 use crate::config::Config;
-use crate::ctx::{Ctx, OpState};
+use crate::ctx::Ctx;
 use crate::inflight::OpGuard;
+use crate::overrun::{Overrun, report_abandoned_create, sdk_error};
 use crate::provider::Provider;
 use crate::replay::{self, Claim};
 use crate::serve::{Conn, Phase};
@@ -120,8 +124,13 @@ impl<P: Provider> Conn<P> {
                 self.spawn(id, CreateInstance::NAME, Some(op), ms, tasks, move |ctx| async move {
                     raw(match replay.claim(&p) {
                         Claim::Run(guard) => {
-                            let outcome = provider.create_instance(ctx, p).await;
-                            guard.finish(&outcome);
+                            let outcome = provider.create_instance(ctx.clone(), p).await;
+                            if ctx.complete() {
+                                guard.finish(&outcome);
+                            } else {
+                                report_abandoned_create(&outcome);
+                                guard.abandon(&outcome);
+                            }
                             outcome
                         }
                         Claim::Wait(rx) => replay::wait(rx).await,
@@ -182,6 +191,7 @@ impl<P: Provider> Conn<P> {
         F: FnOnce(Ctx) -> Fut,
         Fut: Future<Output = Answer> + Send + 'static,
     {
+        let has_operation = operation_id.is_some();
         let operation_id = operation_id.unwrap_or_else(|| format!("{method}-{id}"));
         let budget = match deadline_ms {
             0 => self.opts.default_deadline,
@@ -196,14 +206,27 @@ impl<P: Provider> Conn<P> {
             id.clone(),
             deadline,
             Arc::clone(op.state()),
-            self.drain.clone(),
+            self.shutdown.clone(),
+            has_operation && self.send_progress.load(Ordering::SeqCst),
             self.outbox.clone(),
         );
-        let handle = tokio::spawn(handler(ctx).instrument(span.clone()));
+        let run = handler(ctx.clone());
+        let own = ctx.clone();
+        let handle = tokio::spawn(
+            async move {
+                let answer = run.await;
+                if !own.complete() {
+                    tracing::debug!("handler finished after the SDK answered for it");
+                }
+                answer
+            }
+            .instrument(span.clone()),
+        );
         let conn = Arc::clone(self);
         let id = id.clone();
         tasks.spawn(
-            async move { conn.supervise(id, method, op, deadline, handle).await }.instrument(span),
+            async move { conn.supervise(id, method, op, ctx, deadline, handle).await }
+                .instrument(span),
         );
     }
 
@@ -213,40 +236,53 @@ impl<P: Provider> Conn<P> {
         id: RequestId,
         method: &'static str,
         op: OpGuard,
+        ctx: Ctx,
         deadline: Instant,
         mut handle: JoinHandle<Answer>,
     ) {
         let state = Arc::clone(op.state());
         let cancel_expired = async {
-            state.cancel.cancelled().await;
+            tokio::select! {
+                () = state.cancel.cancelled() => {}
+                () = self.shutdown.cancelled() => {}
+            }
             sleep(self.opts.cancel_grace).await;
         };
-        let drain_expired = async {
-            self.drain.cancelled().await;
-            sleep(self.opts.drain_timeout).await;
-        };
-        let answer = tokio::select! {
+        let overrun = tokio::select! {
             biased;
-            joined = &mut handle => match joined {
-                Ok(answer) => answer,
-                Err(e) if e.is_panic() => {
-                    tracing::error!(panic = %panic_message(e.into_panic()), "provider panicked");
-                    Err(sdk_error(ErrorCode::InternalError, "provider panicked", &state))
+            joined = &mut handle => Err(joined),
+            () = cancel_expired => Ok(if state.cancel.is_cancelled() {
+                Overrun::Cancel
+            } else {
+                Overrun::Drain
+            }),
+            () = sleep_until(deadline + self.opts.deadline_grace) => Ok(Overrun::Deadline),
+        };
+        let joined = match overrun {
+            Err(joined) => joined,
+            Ok(overrun) => {
+                let error = overrun.error(method, &state);
+                // The id is free before the answer is out, so the host may reuse it at once.
+                self.inflight.end_request(&id);
+                if ctx.answer(true, || error_line(Some(&id), &error)) {
+                    tracing::warn!(
+                        code = error.code,
+                        "{}; answered for the handler, which keeps running detached",
+                        overrun.reason()
+                    );
+                    return;
                 }
-                Err(_) => Err(sdk_error(ErrorCode::InternalError, "handler was aborted", &state)),
-            },
-            () = cancel_expired => {
-                tracing::warn!("handler did not answer within the cancel grace; answering for it");
-                Err(sdk_error(ErrorCode::RequestCancelled, "request cancelled", &state))
+                // The handler completed just now; its own answer is on the way.
+                handle.await
             }
-            () = sleep_until(deadline + self.opts.deadline_grace) => {
-                tracing::warn!("handler ran past its deadline; answering for it");
-                Err(sdk_error(ErrorCode::DeadlineExceeded, &format!("{method} ran past its deadline"), &state))
+        };
+        let answer = match joined {
+            Ok(answer) => answer,
+            Err(e) if e.is_panic() => {
+                tracing::error!(panic = %panic_message(e.into_panic()), "provider panicked");
+                Err(sdk_error(ErrorCode::InternalError, "provider panicked", &state))
             }
-            () = drain_expired => {
-                tracing::warn!("handler still running when the drain ended; answering for it");
-                Err(sdk_error(ErrorCode::RequestCancelled, "plugin is shutting down", &state))
-            }
+            Err(_) => Err(sdk_error(ErrorCode::InternalError, "handler was aborted", &state)),
         };
         match &answer {
             Ok(_) => tracing::debug!("request answered"),
@@ -254,7 +290,7 @@ impl<P: Provider> Conn<P> {
         }
         self.inflight.end_request(&id);
         drop(op);
-        self.outbox.send(match answer {
+        ctx.answer(false, || match answer {
             Ok(result) => result_line(&id, &result),
             Err(error) => error_line(Some(&id), &error),
         });
@@ -304,6 +340,9 @@ impl<P: Provider> Conn<P> {
         let config =
             Config::resolve(&self.describe.config_schema, &params.config, &*self.opts.env)?;
         tracing::debug!(host = %params.host.name, version, ?config, "initializing");
+        // Absent `hostCapabilities` (an older host) keeps progress on.
+        let progress = params.host_capabilities.is_none_or(|c| c.progress);
+        self.send_progress.store(progress, Ordering::SeqCst);
         if let Some(pid) = params.host_pid {
             self.parent.set_host_pid(pid);
         }
@@ -342,15 +381,6 @@ impl<P: Provider> Conn<P> {
         });
         *self.pending_init.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
         Ok(())
-    }
-}
-
-/// An error the SDK gives on a handler's behalf, naming the instance it may have left behind.
-fn sdk_error(code: ErrorCode, message: &str, state: &OpState) -> RpcError {
-    let error = RpcError::new(code, message);
-    match state.instance_id() {
-        Some(instance_id) => error.with_instance_id(instance_id),
-        None => error,
     }
 }
 

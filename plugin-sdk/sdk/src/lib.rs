@@ -13,8 +13,9 @@
 //!
 //! Reading order: [`provider`] (the trait), [`config`] (resolved options), [`ctx`] (per-call
 //! context), `serve` (the read loop), `dispatch` (routing and supervision), `inflight` and
-//! `replay` (running requests and create idempotency), `stdio` (process set-up), [`instance_type`]
-//! (helpers for choosing an instance type).
+//! `replay` (running requests and create idempotency), `overrun` (answers given for a handler
+//! that overran), `stdio` (process set-up), [`instance_type`] (helpers for choosing an instance
+//! type).
 
 // `RpcError` (about 200 bytes) is the protocol's error object and every provider call returns
 // it; boxing it would burden the provider API for a cost paid once per request.
@@ -27,6 +28,7 @@ mod inflight;
 pub mod instance_type;
 mod logging;
 mod outbox;
+mod overrun;
 mod parent;
 pub mod provider;
 mod replay;

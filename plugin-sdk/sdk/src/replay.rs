@@ -124,6 +124,18 @@ impl RunGuard {
     }
 }
 
+impl RunGuard {
+    /// The SDK answered for this call before it finished: its outcome is not remembered (a
+    /// success reached no host, so a retry must not be told "done"), but duplicates still
+    /// waiting get it.
+    pub(crate) fn abandon(mut self, outcome: &Outcome) {
+        self.cache.settle(&self.operation_id, self.generation, None);
+        if let Some(tx) = self.tx.take() {
+            tx.send_replace(Some(outcome.clone()));
+        }
+    }
+}
+
 impl Drop for RunGuard {
     fn drop(&mut self) {
         if self.tx.is_some() {

@@ -43,7 +43,9 @@ pub struct ServeOptions {
     pub cancel_grace: Duration,
     /// How long a handler may run past its deadline before the SDK answers `deadlineExceeded`.
     pub deadline_grace: Duration,
-    /// How long in-flight work may take after shutdown began before the SDK answers -32800.
+    /// How long in-flight work may run normally after a shutdown began (SIGTERM, parent gone).
+    /// Then its handlers are cancelled, and after `cancel_grace` more the SDK answers for those
+    /// still running.
     pub drain_timeout: Duration,
     /// Environment lookup for config options.
     pub env: EnvLookup,
@@ -61,7 +63,9 @@ impl Default for ServeOptions {
             max_line_bytes: caa_plugin_proto::DEFAULT_MAX_LINE_BYTES,
             cancel_grace: Duration::from_secs(5),
             deadline_grace: Duration::from_secs(5),
-            drain_timeout: Duration::from_secs(10),
+            // 5 s to finish normally plus `cancel_grace` (5 s) to roll back: a plugin answers
+            // everything and exits within the host's 10 s SIGTERM window.
+            drain_timeout: Duration::from_secs(5),
             env: Arc::new(|name| std::env::var(name).ok()),
             default_deadline: Duration::from_secs(60),
             watch_parent: false,
@@ -92,7 +96,8 @@ pub enum ServeOutcome {
     Shutdown,
     /// The parent process went away and in-flight work was drained.
     ParentGone,
-    /// The output could not be written (the host is gone).
+    /// The output could not be written (the host is gone); in-flight handlers were cancelled
+    /// at once so that they could roll back.
     WriteError,
 }
 
@@ -128,8 +133,13 @@ pub(crate) struct Conn<P> {
     pub(crate) replay: Arc<ReplayCache>,
     pub(crate) phase: Mutex<Phase<P>>,
     pub(crate) torn_down: AtomicBool,
-    /// Cancelled when the drain begins; every `Ctx` sees it.
+    /// Cancelled when the drain begins: new requests are refused from then on.
     pub(crate) drain: CancellationToken,
+    /// Cancelled when the drain runs out of time (or the host is gone): every `Ctx` sees it as
+    /// a cancel, and the supervisors answer for handlers still running after `cancel_grace`.
+    pub(crate) shutdown: CancellationToken,
+    /// `initialize.hostCapabilities.progress`; true when the host did not say.
+    pub(crate) send_progress: AtomicBool,
     pub(crate) parent: ParentWatch,
     /// The running `initialize`; the read loop reads no further line until it has answered, so
     /// requests pipelined after `initialize` find the provider ready.
@@ -138,7 +148,9 @@ pub(crate) struct Conn<P> {
 
 /// Serves one connection until EOF (drain: finish in-flight work, write responses, return) or
 /// until `shutdown` resolves (then reject new requests with -32600, give in-flight work
-/// `drain_timeout`, answer what is left with -32800).
+/// `drain_timeout` to finish normally, then cancel it and, after `cancel_grace`, answer what is
+/// left: -32800, or -32603 for a create that announced no instance). A failed write is treated
+/// like `shutdown`, except that handlers are cancelled at once: nobody reads their results.
 pub async fn serve<P, R, W>(
     reader: R,
     writer: W,
@@ -161,6 +173,8 @@ where
         phase: Mutex::new(Phase::New),
         torn_down: AtomicBool::new(false),
         drain: CancellationToken::new(),
+        shutdown: CancellationToken::new(),
+        send_progress: AtomicBool::new(true),
         parent: ParentWatch::new(),
         pending_init: Mutex::new(None),
         opts,
@@ -171,6 +185,8 @@ where
     let mut parent_tick = tokio::time::interval(Duration::from_secs(2));
     let mut reading = true;
     let mut draining: Option<ServeOutcome> = None;
+    // When the drain runs out of time and handlers get cancelled.
+    let mut drain_deadline: Option<tokio::time::Instant> = None;
     let mut writer_failed = false;
     let mut read_error = None;
     let mut pending_init: Option<JoinHandle<()>> = None;
@@ -200,12 +216,20 @@ where
                     reading = false;
                 }
             },
-            () = &mut shutdown, if draining.is_none() => conn.begin_drain(&mut draining, ServeOutcome::Shutdown),
+            () = &mut shutdown, if draining.is_none() => {
+                drain_deadline = Some(conn.begin_drain(&mut draining, ServeOutcome::Shutdown));
+            }
             _ = parent_tick.tick(), if watch_parent && draining.is_none() => {
                 if conn.parent.gone() {
                     tracing::warn!("parent process is gone");
-                    conn.begin_drain(&mut draining, ServeOutcome::ParentGone);
+                    drain_deadline = Some(conn.begin_drain(&mut draining, ServeOutcome::ParentGone));
                 }
+            }
+            () = async { tokio::time::sleep_until(drain_deadline.expect("guarded")).await },
+                if drain_deadline.is_some() && !conn.shutdown.is_cancelled() =>
+            {
+                tracing::warn!(in_flight = tasks.len(), "drain timeout: cancelling in-flight requests");
+                conn.shutdown.cancel();
             }
             joined = async { pending_init.as_mut().expect("guarded").await }, if pending_init.is_some() => {
                 pending_init = None;
@@ -219,19 +243,25 @@ where
                 }
             }
             written = &mut writer_task, if !writer_failed => {
-                tracing::warn!(result = ?written.map(|r| r.map_err(|e| e.to_string())), "protocol writer stopped");
+                tracing::error!(result = ?written.map(|r| r.map_err(|e| e.to_string())), "protocol writer stopped: the host is gone");
                 writer_failed = true;
-                break;
+                // As on SIGTERM, but nobody will read a result: cancel the handlers now so that
+                // they roll back; their supervisors end within `cancel_grace`.
+                reading = false;
+                if draining.is_none() {
+                    conn.begin_drain(&mut draining, ServeOutcome::WriteError);
+                }
+                conn.shutdown.cancel();
             }
         }
-        if draining.is_some() && tasks.is_empty() && pending_init.is_none() {
+        if (draining.is_some() || writer_failed) && tasks.is_empty() && pending_init.is_none() {
             break;
         }
     }
 
     if writer_failed {
-        conn.drain.cancel();
-        tasks.abort_all();
+        // The writer task has ended; there is nothing left to flush.
+        conn.outbox.close();
         return Ok(ServeOutcome::WriteError);
     }
     conn.outbox.close();
@@ -261,10 +291,16 @@ pub fn describe_filled<P: Provider>() -> Describe {
 }
 
 impl<P: Provider> Conn<P> {
-    fn begin_drain(&self, draining: &mut Option<ServeOutcome>, why: ServeOutcome) {
+    /// Refuses new requests from now on; returns when in-flight handlers get cancelled.
+    fn begin_drain(
+        &self,
+        draining: &mut Option<ServeOutcome>,
+        why: ServeOutcome,
+    ) -> tokio::time::Instant {
         tracing::info!(reason = ?why, "shutting down: draining in-flight requests");
         *draining = Some(why);
         self.drain.cancel();
+        tokio::time::Instant::now() + self.opts.drain_timeout
     }
 
     pub(crate) fn is_draining(&self) -> bool {

@@ -49,8 +49,8 @@ fn parse_args(args: &[OsString]) -> Mode {
 
 /// Runs a plugin: `fn main() -> std::process::ExitCode { caa_plugin_sdk::run::<MyProvider>() }`.
 ///
-/// Exit codes: 0 after a normal end (EOF, teardown then EOF, signal drain, parent gone), 2 for
-/// usage errors, 70 for internal failures.
+/// Exit codes: 0 after a normal end (EOF, teardown then EOF, signal drain, parent gone, the host
+/// closed the protocol stream), 2 for usage errors, 70 for internal failures.
 pub fn run<P: Provider>() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let describe = describe_filled::<P>();
@@ -83,7 +83,11 @@ pub fn run<P: Provider>() -> ExitCode {
             Ok(ServeOutcome::Eof | ServeOutcome::Shutdown | ServeOutcome::ParentGone) => {
                 ExitCode::SUCCESS
             }
-            Ok(ServeOutcome::WriteError) => ExitCode::from(EXIT_INTERNAL),
+            Ok(ServeOutcome::WriteError) => {
+                // Nothing to tell a host that is gone; in-flight work was cancelled to roll back.
+                tracing::error!("the host stopped reading the protocol stream; exiting");
+                ExitCode::SUCCESS
+            }
             Err(e) => {
                 tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "plugin failed");
                 let _ = writeln!(std::io::stderr().lock(), "{name}: {e}");

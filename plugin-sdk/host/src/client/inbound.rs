@@ -1,22 +1,26 @@
 //! Routing of everything a plugin writes to its stdout: responses to their waiting calls,
-//! `$/progress` to the operation's subscriber, and pollution to the log and the violation counter.
+//! `$/progress` to the operation's subscribers, and pollution (including requests, which a
+//! plugin may not send, and progress for no running operation) to the log and the violation
+//! counter. Blank lines are ignored.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use caa_plugin_proto::envelope::error_line;
 use caa_plugin_proto::method::Progress;
 use caa_plugin_proto::{ErrorCode, Incoming, Notification, ProgressParams, RequestId, RpcError};
 use caa_plugin_wire::{Frame, LineReader};
 use serde_json::value::RawValue;
 use tokio::io::AsyncRead;
 
-use super::{GARBAGE_EXCERPT, GARBAGE_PER_MINUTE, Reply, Shared};
+use super::{GARBAGE_EXCERPT, GARBAGE_PER_MINUTE, PROGRESS_PER_CALL, Reply, Shared};
 
 impl Shared {
     fn handle_line(&self, bytes: &[u8]) {
         let (name, pid) = (&self.opts.name, self.opts.pid);
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
         match Incoming::parse(bytes) {
             Ok(Incoming::Result { id, result }) => self.answer(id, Ok(result.to_owned())),
             Ok(Incoming::Error { id: Some(id), error }) => self.answer(id, Err(error)),
@@ -25,13 +29,21 @@ impl Shared {
             }
             Ok(Incoming::Notification { method, params }) => self.notification(method, params),
             Ok(Incoming::Request { id, method, .. }) => {
-                tracing::warn!(plugin = %name, pid, method, "plugin sent a request; plugins may only send notifications");
-                let err = RpcError::new(ErrorCode::MethodNotFound, "the host accepts no requests");
-                self.send(error_line(Some(&id), &err));
+                // Not answered: replies would queue without bound behind a flooding plugin.
+                tracing::warn!(plugin = %name, pid, %id, method, "plugin sent a request; plugins may only send notifications");
+                self.count_garbage();
             }
-            Ok(Incoming::Invalid { error, .. }) => {
+            Ok(Incoming::Invalid { id, error }) => {
                 tracing::warn!(plugin = %name, pid, error = %error, "plugin wrote an invalid JSON-RPC message to stdout");
                 self.count_garbage();
+                // A malformed answer to a waiting call still ends that call, rather than leaving
+                // it to time out.
+                if let Some(RequestId::Num(n)) = id
+                    && let Some(tx) = self.lock().pending.remove(&n)
+                {
+                    let message = format!("plugin sent an invalid response: {}", error.message);
+                    let _ = tx.send(Err(RpcError::new(ErrorCode::InternalError, message)));
+                }
             }
             Err(_) => {
                 let text = String::from_utf8_lossy(bytes);
@@ -66,7 +78,8 @@ impl Shared {
         let progress: ProgressParams = match params.map(|p| serde_json::from_str(p.get())) {
             Some(Ok(p)) => p,
             _ => {
-                tracing::debug!(plugin = %name, pid, "malformed $/progress ignored");
+                tracing::warn!(plugin = %name, pid, "malformed $/progress ignored");
+                self.count_garbage();
                 return;
             }
         };
@@ -75,13 +88,37 @@ impl Shared {
             instance_id = progress.instance_id.as_deref(), message = progress.message.as_deref(),
             "plugin progress"
         );
-        let mut st = self.lock();
-        let Some(op) = st.operations.get_mut(&progress.operation_id) else { return };
-        if let Some(id) = &progress.instance_id {
-            op.instance_id = Some(id.clone());
+        let (mut capped, mut forced) = (false, false);
+        {
+            let mut st = self.lock();
+            let Some(op) = st.operations.get_mut(&progress.operation_id) else {
+                drop(st);
+                tracing::warn!(plugin = %name, pid, operation_id = %progress.operation_id, "$/progress for no running operation");
+                self.count_garbage();
+                return;
+            };
+            // The id is recorded before anything may be dropped: create cleanup relies on it.
+            let new_id = progress.instance_id.is_some() && progress.instance_id != op.instance_id;
+            if new_id {
+                op.instance_id.clone_from(&progress.instance_id);
+            }
+            for sub in &mut op.progress {
+                if sub.forwarded >= PROGRESS_PER_CALL {
+                    if !new_id {
+                        capped |= !std::mem::replace(&mut sub.warned, true);
+                        continue;
+                    }
+                    forced = true;
+                }
+                sub.forwarded += 1;
+                let _ = sub.tx.send(progress.clone());
+            }
         }
-        if let Some(tx) = &op.progress {
-            let _ = tx.send(progress);
+        if capped {
+            tracing::warn!(plugin = %name, pid, operation_id = %progress.operation_id, "more than {PROGRESS_PER_CALL} $/progress for one call; dropping the rest");
+        }
+        if forced {
+            self.count_garbage();
         }
     }
 

@@ -64,6 +64,7 @@ pub(super) async fn restart_loop(inner: Arc<Inner>, first: Arc<Plugin>) {
         };
         tracing::info!(plugin = %name, pid = plugin.pid(), "plugin restarted");
         inner.set(SupervisorStatus::Running { pid: plugin.pid() }, Some(plugin.clone()));
+        super::Supervisor { inner: inner.clone() }.retry_orphans();
     }
 }
 

@@ -17,7 +17,8 @@ SCHEMA = {"options": [
     {"name": "pkgName", "env": "CARGO_PKG_NAME", "kind": "string"},
     {"name": "apiKey", "env": "FAKE_API_KEY", "kind": "string", "secret": True},
 ]}
-CAPS = {"cancel": True, "progress": True, "maxConcurrentRequests": 4}
+CAPS = {"cancel": True, "progress": True,
+        "maxConcurrentRequests": 1 if "serial" in MODE else 4}
 
 
 def record(kind, **fields):
@@ -49,9 +50,18 @@ def result(mid, value):
     send({"jsonrpc": "2.0", "id": mid, "result": value})
 
 
-def progress(op, instance_id):
-    send({"jsonrpc": "2.0", "method": "$/progress",
-          "params": {"operationId": op, "stage": "instanceCreated", "instanceId": instance_id}})
+def progress(op, instance_id, stage="instanceCreated"):
+    params = {"operationId": op, "stage": stage}
+    if instance_id is not None:
+        params["instanceId"] = instance_id
+    send({"jsonrpc": "2.0", "method": "$/progress", "params": params})
+
+
+def error(mid, code, message, data=None):
+    err = {"code": code, "message": message}
+    if data is not None:
+        err["data"] = data
+    send({"jsonrpc": "2.0", "id": mid, "error": err})
 
 
 if "ignore_term" in MODE:
@@ -68,6 +78,9 @@ if "--describe" in sys.argv:
     print(json.dumps({"plugin": {"name": NAME, "version": "0.0.1"}, "protocolVersions": [1],
                       "capabilities": CAPS, "configSchema": SCHEMA}))
     sys.exit(0)
+
+FIRST_PROCESS = once("started")
+pending_create = None
 
 log("[INFO] fake plugin starting")
 log("[WARN] stderr hello")
@@ -100,6 +113,32 @@ for line in sys.stdin:
         if "hang" in MODE:
             progress(op, "i-hang")
             continue
+        if "cancellable" in MODE:
+            pending_create = mid
+            continue
+        if "odd_error_data" in MODE:
+            error(mid, 4, "no capacity", {"instanceId": "i-odd", "retryable": "no"})
+            continue
+        if "string_error_data" in MODE:
+            error(mid, 4, "no capacity", "details")
+            continue
+        if "progress_then_bad_result" in MODE:
+            progress(op, "i-announced")
+            result(mid, {"name": "vm", "ips": None})
+            continue
+        if "progress_then_capacity" in MODE:
+            progress(op, "i-cap")
+            error(mid, 4, "no capacity")
+            continue
+        if "progress_flood" in MODE:
+            for _ in range(300):
+                progress(op, None, "requested")
+            progress(op, "i-late")
+            progress("op-nobody", None, "requested")
+        if "request" in MODE:
+            send({"jsonrpc": "2.0", "id": 1, "method": "host/doSomething", "params": {}})
+        if "blank" in MODE:
+            sys.stdout.write("\n   \n\t\r\n")
         if "spew" in MODE:
             for i in range(150):
                 sys.stdout.write("debug print %d\n" % i)
@@ -116,11 +155,16 @@ for line in sys.stdin:
         if "twice" in MODE:
             result(mid, {"instanceId": "i-second-answer", "name": "vm", "ips": ["10.0.0.2"]})
     elif method == "deleteInstance":
-        result(mid, {"deleted": True})
+        if "delete_fails_in_first" in MODE and FIRST_PROCESS:
+            error(mid, 2, "credentials expired")
+        else:
+            result(mid, {"deleted": True})
     elif method == "teardown":
         result(mid, None)
     elif method == "$/cancel":
-        pass
+        if pending_create is not None:
+            error(pending_create, -32800, "request cancelled", {"instanceId": "i-cancelled"})
+            pending_create = None
     elif mid is not None:
         send({"jsonrpc": "2.0", "id": mid, "error": {"code": -32601, "message": "method not found"}})
 

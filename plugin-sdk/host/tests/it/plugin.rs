@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use caa_plugin_host::{CallError, Plugin};
+use caa_plugin_host::client::PROGRESS_PER_CALL;
+use caa_plugin_host::{CallError, CallOptions, Plugin};
 use caa_plugin_proto::method::{CreateInstance, DeleteInstance, Ping};
-use caa_plugin_proto::{DeleteInstanceParams, Empty};
+use caa_plugin_proto::{DeleteInstanceParams, Empty, ErrorCode};
 
 use crate::support::{Fake, create_params, process_exists, wait_until, within};
 
@@ -150,4 +151,78 @@ async fn shutdown_kills_a_plugin_that_ignores_sigterm_and_reaps_it() {
     assert_eq!(fake.calls_of("eof").len(), 1, "stdin was closed before the signals");
     // Reaped: no zombie entry remains.
     assert!(!process_exists(pid));
+}
+
+#[tokio::test]
+async fn error_with_foreign_data_still_answers_the_call() {
+    let fake = Fake::new();
+    let plugin = within(Plugin::start(&fake.spec("odd_error_data"))).await.unwrap();
+    let err = within(plugin.call::<CreateInstance>(&create_params("op-odd"))).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::CapacityUnavailable), "{err:?}");
+    assert_eq!(err.instance_id(), Some("i-odd"), "the readable part of data is kept");
+    assert_eq!(plugin.client().garbage_lines(), 0);
+
+    let fake = Fake::new();
+    let plugin = within(Plugin::start(&fake.spec("string_error_data"))).await.unwrap();
+    let err = within(plugin.call::<CreateInstance>(&create_params("op-str"))).await.unwrap_err();
+    let CallError::Rpc(rpc) = &err else { panic!("{err:?}") };
+    assert_eq!((rpc.code, rpc.message.as_str(), &rpc.data), (4, "no capacity", &None));
+}
+
+#[tokio::test]
+async fn blank_stdout_lines_are_ignored() {
+    let fake = Fake::new();
+    let plugin = within(Plugin::start(&fake.spec("blank"))).await.unwrap();
+    within(plugin.call::<CreateInstance>(&create_params("op-blank"))).await.unwrap();
+    assert_eq!(plugin.client().garbage_lines(), 0);
+}
+
+#[tokio::test]
+async fn request_from_the_plugin_is_pollution_and_not_answered() {
+    let fake = Fake::new();
+    let plugin = within(Plugin::start(&fake.spec("request"))).await.unwrap();
+    within(plugin.call::<CreateInstance>(&create_params("op-request"))).await.unwrap();
+    assert_eq!(plugin.client().garbage_lines(), 1);
+    // A reply would have been queued before this ping.
+    within(plugin.call::<Ping>(&Empty {})).await.unwrap();
+    assert!(fake.calls().iter().all(|c| !c["kind"].is_null()), "{:?}", fake.calls());
+}
+
+#[tokio::test]
+async fn progress_flood_is_capped_but_new_instance_ids_get_through() {
+    let fake = Fake::new();
+    let plugin = within(Plugin::start(&fake.spec("progress_flood"))).await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let opts = CallOptions::new(Duration::from_secs(10)).operation("op-flood").progress(tx);
+    within(plugin.call_with::<CreateInstance>(&create_params("op-flood"), opts)).await.unwrap();
+    let mut received = Vec::new();
+    while let Some(p) = within(rx.recv()).await {
+        received.push(p);
+    }
+    assert_eq!(received.len(), PROGRESS_PER_CALL + 1);
+    assert_eq!(received.last().unwrap().instance_id.as_deref(), Some("i-late"));
+    // The forced note past the cap and the note for no running operation.
+    assert_eq!(plugin.client().garbage_lines(), 2);
+}
+
+#[tokio::test]
+async fn time_queued_for_a_slot_is_taken_off_the_deadline_sent() {
+    let fake = Fake::new();
+    let plugin = within(Plugin::start(&fake.spec("serial,slow_create"))).await.unwrap();
+    assert_eq!(plugin.info().capabilities.max_concurrent_requests, 1);
+    let (a, b) = (create_params("op-queue-a"), create_params("op-queue-b"));
+    // Polled in order: the first takes the only slot, the second queues behind it.
+    let (ra, rb) = within(async {
+        tokio::join!(plugin.call::<CreateInstance>(&a), plugin.call::<CreateInstance>(&b))
+    })
+    .await;
+    ra.unwrap();
+    rb.unwrap();
+    let deadlines: Vec<u64> = fake
+        .calls_of("createInstance")
+        .iter()
+        .map(|c| c["params"]["deadlineMs"].as_u64().unwrap())
+        .collect();
+    // The second waited at least the first's 0.5 s in the plugin.
+    assert!(deadlines[1] <= 4_500 && deadlines[0] > deadlines[1], "{deadlines:?}");
 }

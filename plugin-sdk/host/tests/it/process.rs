@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use caa_plugin_host::{HostError, Plugin, PluginCommand, sha256_file, signal_group};
+use caa_plugin_host::{
+    HostError, IntegrityError, Plugin, PluginCommand, sha256_file, signal_group,
+};
 use nix::sys::signal::Signal;
 use tokio::io::AsyncReadExt;
 
@@ -136,4 +138,13 @@ async fn plugin_environment_is_built_from_the_allowlist_and_argv_carries_no_conf
     };
     assert_eq!(argv("serve"), vec![script.clone()]);
     assert_eq!(argv("describe"), vec![script, "--describe".to_owned()]);
+}
+
+#[tokio::test]
+async fn pinned_script_is_refused() {
+    let fake = Fake::new();
+    let digest = sha256_file(&fake.path).unwrap();
+    let err = PluginCommand::new(&fake.path).sha256(digest).spawn().unwrap_err();
+    assert!(matches!(err, HostError::Integrity(IntegrityError::Script { .. })), "{err:?}");
+    assert!(err.to_string().contains("scripts cannot be pinned"), "{err}");
 }

@@ -44,6 +44,7 @@ impl Fake {
             start: Duration::from_secs(10),
             exit_wait: Duration::from_secs(5),
             term_wait: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(5),
             delete: Duration::from_secs(10),
             ..Timeouts::default()
         };

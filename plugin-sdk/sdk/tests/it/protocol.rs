@@ -3,7 +3,8 @@
 use serde_json::json;
 
 use crate::support::{
-    Client, Listing, Scripted, code, create_line, init_line, opts, request, verify_line,
+    Client, Listing, Scripted, cancel_line, code, create_line, init_line, opts, request,
+    verify_line,
 };
 
 #[tokio::test]
@@ -194,4 +195,23 @@ async fn requests_pipelined_after_initialize_find_the_provider_ready() {
     assert_eq!(rest[0]["result"]["protocolVersion"], 1, "{rest:?}");
     assert_eq!(rest[1]["result"]["instanceId"], "i-1", "{rest:?}");
     assert_eq!(outcome, caa_plugin_sdk::ServeOutcome::Eof);
+}
+
+#[tokio::test]
+async fn host_declining_progress_gets_none_but_answers_keep_the_instance_id() {
+    let mut c = Client::start::<Scripted>(opts(&[]));
+    let init = init_line(json!({"zone": "z"})).replace(
+        "\"provider\"",
+        "\"hostCapabilities\":{\"progress\":false,\"cancel\":true},\"provider\"",
+    );
+    assert_eq!(c.call(&init).await["result"]["protocolVersion"], 1);
+    c.send(&create_line(2, "op-np", "ignore-cancel", 60_000)).await;
+    c.send(&cancel_line("op-np")).await;
+    // The very next line is the answer: no `$/progress` came first.
+    let answer = c.recv().await;
+    assert_eq!(answer["id"], 2, "{answer}");
+    assert_eq!(
+        (code(&answer), answer["error"]["data"]["instanceId"].clone()),
+        (-32800, json!("i-stuck"))
+    );
 }

@@ -2,11 +2,15 @@
 //! `ok`, `slow` (answers after a short sleep), `gate` (waits for a permit that `verifyConfig`
 //! hands out), `cooperative` (announces `i-coop`, answers -32800 itself on cancel),
 //! `ignore-cancel` (announces `i-stuck`, never answers), `hang` (never answers, announces
-//! nothing), `panic` (announces `i-panic`, then panics), `fail` (answers capacityUnavailable).
+//! nothing), `panic` (announces `i-panic`, then panics), `fail` (answers capacityUnavailable),
+//! `late` (announces nothing, ignores cancel, waits for the gate, then announces and returns
+//! `i-late-N` and lets a `deleteInstance` of `wait-late` through), `drain-slow` (announces
+//! `requested`, answers after 200 ms unless cancelled first). `cooperative` records its operation id in [`ROLLED_BACK`]
+//! when cancelled.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use caa_plugin_sdk::proto::method::ListInstances;
@@ -24,11 +28,17 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinHandle;
 
 /// Generous bound that only prevents a hung test.
-const HANG_GUARD: Duration = Duration::from_secs(20);
+pub(crate) const HANG_GUARD: Duration = Duration::from_secs(20);
+
+/// Operation ids whose `cooperative` create saw the cancel and rolled back. Tests use unique
+/// operation ids, so running in parallel does not mix them up.
+pub(crate) static ROLLED_BACK: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 pub(crate) struct Scripted {
     creates: AtomicUsize,
     gate: Semaphore,
+    /// A permit per finished `late` create.
+    late_done: Semaphore,
 }
 
 fn option(name: &str, env: &str, kind: OptionKind) -> ConfigOption {
@@ -78,7 +88,11 @@ impl Provider for Scripted {
         if config.str("zone") == Some("panic") {
             panic!("init panics on request");
         }
-        Ok(Scripted { creates: AtomicUsize::new(0), gate: Semaphore::new(0) })
+        Ok(Scripted {
+            creates: AtomicUsize::new(0),
+            gate: Semaphore::new(0),
+            late_done: Semaphore::new(0),
+        })
     }
 
     async fn verify_config(&self, _ctx: Ctx) -> Result<VerifyConfigResult, RpcError> {
@@ -115,6 +129,11 @@ impl Provider for Scripted {
             "cooperative" => {
                 ctx.progress(Stage::INSTANCE_CREATED, Some("i-coop"), None);
                 ctx.cancelled().await;
+                // Rolling back takes a few trips through the scheduler.
+                for _ in 0..10 {
+                    tokio::task::yield_now().await;
+                }
+                ROLLED_BACK.lock().unwrap().push(ctx.operation_id().to_owned());
                 Err(RpcError::new(ErrorCode::RequestCancelled, "cancelled by the host")
                     .with_instance_id("i-coop"))
             }
@@ -123,6 +142,24 @@ impl Provider for Scripted {
                 std::future::pending().await
             }
             "hang" => std::future::pending().await,
+            "late" => {
+                self.gate
+                    .acquire()
+                    .await
+                    .map_err(|_| RpcError::new(ErrorCode::InternalError, "gate"))?
+                    .forget();
+                let id = format!("i-late-{n}");
+                ctx.progress(Stage::INSTANCE_CREATED, Some(&id), None);
+                self.late_done.add_permits(1);
+                Ok(made(&id))
+            }
+            "drain-slow" => {
+                ctx.progress(Stage::REQUESTED, None, None);
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(200)) => Ok(made(&format!("i-{n}"))),
+                    () = ctx.cancelled() => Err(RpcError::new(ErrorCode::RequestCancelled, "cancelled")),
+                }
+            }
             "panic" => {
                 ctx.progress(Stage::INSTANCE_CREATED, Some("i-panic"), None);
                 panic!("provider bug");
@@ -135,8 +172,15 @@ impl Provider for Scripted {
     async fn delete_instance(
         &self,
         _ctx: Ctx,
-        _params: DeleteInstanceParams,
+        params: DeleteInstanceParams,
     ) -> Result<DeleteInstanceResult, RpcError> {
+        if params.instance_id == "wait-late" {
+            self.late_done
+                .acquire()
+                .await
+                .map_err(|_| RpcError::new(ErrorCode::InternalError, "late"))?
+                .forget();
+        }
         Ok(DeleteInstanceResult { deleted: true, reason: None })
     }
 }
