@@ -101,7 +101,39 @@ fn main() {
     multi.block_on(measure());
 }
 
+/// The async floor: the same echo through `cat`, but written and read with tokio pipes from one
+/// task on the runtime under test (epoll readiness, no JSON, no tasks, no plugin logic).
+async fn async_pipe_floor() {
+    use tokio::io::AsyncWriteExt;
+    #[allow(clippy::disallowed_methods)]
+    let mut cat = tokio::process::Command::new("cat")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("cat");
+    let mut input = cat.stdin.take().expect("stdin");
+    let mut output = caa_plugin_wire::LineReader::new(cat.stdout.take().expect("stdout"), 1 << 20);
+    let mut rtts = Vec::with_capacity(20_000);
+    for i in 0..22_000 {
+        let started = Instant::now();
+        input.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n").await.expect("write");
+        output.next_frame().await.expect("read").expect("line");
+        if i >= 2000 {
+            rtts.push(started.elapsed());
+        }
+    }
+    drop(input);
+    let _ = cat.wait().await;
+    rtts.sort();
+    println!(
+        "async floor: line echo through cat (20000): p50 {} p99 {}",
+        micros(percentile(&rtts, 0.5)),
+        micros(percentile(&rtts, 0.99))
+    );
+}
+
 async fn measure() {
+    async_pipe_floor().await;
     let mut starts = Vec::new();
     for _ in 0..50 {
         starts.push(spawn_and_initialize().await);
