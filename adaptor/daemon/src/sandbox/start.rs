@@ -1,0 +1,204 @@
+//! StartVM: create the instance through the plugin, record it durably as soon as its id is known,
+//! wait for the pod VM's forwarder, and on any failure delete what was made. The flow runs in its
+//! own task, so a caller that goes away (the shim's deadline, a dropped connection) never leaves
+//! a half-made VM behind.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use caa_plugin_proto::{CreateInstanceParams, CreateInstanceResult, tags};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::SandboxError;
+use super::manager::{Sandbox, SandboxManager};
+use crate::sandbox_id::SandboxId;
+use crate::state::{Phase, SandboxRecord};
+
+/// Time kept back from the plugin's budget for the network and agent steps after the create.
+const MAX_RESERVE: Duration = Duration::from_secs(60);
+
+impl SandboxManager {
+    /// StartVM. `deadline` is the shim's (from `timeout_nano`); without one the default budget
+    /// applies. Answers by the deadline whatever the plugin does.
+    pub async fn start_vm(&self, id: &str, deadline: Option<Instant>) -> Result<(), SandboxError> {
+        let this = self.clone();
+        let id = id.to_owned();
+        let task = tokio::spawn(async move { this.start_attached(&id, deadline).await });
+        task.await.unwrap_or(Err(SandboxError::ShuttingDown))
+    }
+
+    async fn start_attached(
+        &self,
+        id: &str,
+        deadline: Option<Instant>,
+    ) -> Result<(), SandboxError> {
+        let unknown = || SandboxError::Unknown(id.to_owned());
+        let sid = SandboxId::new(id.to_owned()).map_err(|_| unknown())?;
+        let slot = self.slot(&sid).ok_or_else(unknown)?;
+        let mut guard = slot.lock().await;
+        let sandbox = guard.as_mut().ok_or_else(unknown)?;
+        if sandbox.started {
+            return Err(SandboxError::AlreadyStarted(id.to_owned()));
+        }
+        sandbox.started = true;
+        let started = Instant::now();
+        tracing::info!(sandbox_id = %sid, netns = %sandbox.netns, deadline = ?deadline.map(|d| d - started), "starting the pod VM");
+        let deadline = deadline.unwrap_or(started + self.inner.settings.default_start_budget);
+        let operation_id = uuid::Uuid::new_v4().to_string();
+        let mut record = SandboxRecord::creating(
+            sid.clone(),
+            sandbox.pod.name.clone(),
+            sandbox.pod.namespace.clone(),
+            sandbox.instance_name.clone(),
+            self.inner.settings.provider.clone(),
+            operation_id.clone(),
+        );
+        self.inner.store.put(&record)?;
+
+        let outcome =
+            tokio::time::timeout_at(deadline, self.bring_up(sandbox, &mut record, deadline)).await;
+        let error = match outcome {
+            Ok(Ok(())) => {
+                tracing::info!(sandbox_id = %sid, took = ?started.elapsed(), "agent proxy is ready");
+                return Ok(());
+            }
+            Ok(Err(e)) => e,
+            Err(_) => SandboxError::Deadline(started.elapsed()),
+        };
+        tracing::warn!(sandbox_id = %sid, error = %error, "StartVM failed; cleaning up");
+        self.abort_start(sandbox, record);
+        Err(error)
+    }
+
+    /// Create, record, wait for the forwarder.
+    async fn bring_up(
+        &self,
+        sandbox: &mut Sandbox,
+        record: &mut SandboxRecord,
+        deadline: Instant,
+    ) -> Result<(), SandboxError> {
+        let budget = deadline.saturating_duration_since(Instant::now());
+        let reserve = MAX_RESERVE.min(budget / 5);
+        let params = self.create_params(sandbox, &record.operation_id, budget - reserve);
+
+        // Record the instance id durably the moment the plugin announces it.
+        let (tx, mut rx) = mpsc::unbounded_channel::<caa_plugin_proto::ProgressParams>();
+        let store = self.inner.store.clone();
+        let mut announced_record = record.clone();
+        let recorder = tokio::spawn(async move {
+            while let Some(p) = rx.recv().await {
+                if let Some(instance_id) = p.instance_id
+                    && announced_record.instance_id.as_deref() != Some(instance_id.as_str())
+                {
+                    announced_record.instance_id = Some(instance_id);
+                    announced_record.updated_at = std::time::SystemTime::now();
+                    if let Err(e) = store.put(&announced_record) {
+                        tracing::error!(sandbox_id = %announced_record.sandbox_id, error = %e, "could not record the announced instance");
+                    }
+                }
+            }
+            announced_record.instance_id
+        });
+        let created = self.inner.plugin.create_instance(params, Some(tx)).await;
+        let announced = recorder.await.ok().flatten();
+        let vm = match created {
+            Ok(vm) => vm,
+            Err(e) => {
+                record.instance_id = e.instance_id().map(str::to_owned).or(announced);
+                return Err(SandboxError::Create(Box::new(e)));
+            }
+        };
+        record.instance_id = Some(vm.instance_id.clone());
+        record.ips = vm.ips.iter().filter_map(|ip| ip.parse().ok()).collect();
+        record.updated_at = std::time::SystemTime::now();
+        self.inner.store.put(record)?;
+        sandbox.instance = Some(vm.clone());
+        self.publish_instance(&sandbox.id, &sandbox.pod, &vm.instance_id);
+        tracing::info!(sandbox_id = %sandbox.id, instance_id = %vm.instance_id, "created an instance {} for sandbox {}", vm.name, sandbox.id);
+
+        let ip: IpAddr = vm.ips.first().and_then(|ip| ip.parse().ok()).ok_or(SandboxError::NoIp)?;
+        let endpoint = SocketAddr::new(ip, self.inner.settings.forwarder_port);
+        let ready_by = deadline.min(Instant::now() + self.inner.settings.proxy_timeout);
+        self.inner
+            .agent
+            .connect(sandbox.id.as_str(), endpoint, ready_by)
+            .await
+            .map_err(|message| SandboxError::Agent { endpoint: endpoint.to_string(), message })?;
+        record.phase = Phase::Running;
+        record.updated_at = std::time::SystemTime::now();
+        self.inner.store.put(record)?;
+        Ok(())
+    }
+
+    fn create_params(
+        &self,
+        sandbox: &Sandbox,
+        operation_id: &str,
+        budget: Duration,
+    ) -> CreateInstanceParams {
+        let mut tags = BTreeMap::from([
+            (tags::SANDBOX_ID.to_owned(), sandbox.id.as_str().to_owned()),
+            (tags::OPERATION_ID.to_owned(), operation_id.to_owned()),
+            (tags::POD.to_owned(), format!("{}/{}", sandbox.pod.namespace, sandbox.pod.name)),
+        ]);
+        if let Some(node) = &self.inner.settings.node_name {
+            tags.insert(tags::NODE.to_owned(), node.clone());
+        }
+        CreateInstanceParams {
+            operation_id: operation_id.to_owned(),
+            deadline_ms: u64::try_from(budget.as_millis()).unwrap_or(u64::MAX).max(1),
+            pod_name: sandbox.pod.name.clone(),
+            pod_namespace: sandbox.pod.namespace.clone(),
+            sandbox_id: sandbox.id.as_str().to_owned(),
+            user_data: sandbox.userdata.clone(),
+            user_data_format: Some("cloud-config".to_owned()),
+            spec: sandbox.spec.clone(),
+            tags,
+        }
+    }
+
+    /// Forgets the failed start's instance and deletes it in the background (bounded retries in
+    /// the supervisor). The record stays until the delete succeeds, so a restart finishes it.
+    fn abort_start(&self, sandbox: &mut Sandbox, mut record: SandboxRecord) {
+        self.inner.agent.disconnect(sandbox.id.as_str());
+        self.unpublish_instance(&sandbox.id);
+        let instance_id = sandbox
+            .instance
+            .take()
+            .map(|vm: CreateInstanceResult| vm.instance_id)
+            .or(record.instance_id.clone());
+        let this = self.clone();
+        tokio::spawn(async move {
+            let sid = record.sandbox_id.clone();
+            let Some(instance_id) = instance_id else {
+                // Nothing known to delete. If the create is still running in the plugin, the
+                // supervisor deletes whatever it returns; the record goes once the create is over.
+                if let Err(e) = this.inner.store.remove(&sid) {
+                    tracing::warn!(sandbox_id = %sid, error = %e, "could not remove the sandbox record");
+                }
+                return;
+            };
+            record.phase = Phase::Stopping;
+            record.instance_id = Some(instance_id.clone());
+            let _ = this.inner.store.put(&record);
+            match this
+                .inner
+                .plugin
+                .delete_instance(&instance_id, Some(sid.as_str().to_owned()))
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(sandbox_id = %sid, %instance_id, "deleted the instance of the failed start");
+                    if let Err(e) = this.inner.store.remove(&sid) {
+                        tracing::warn!(sandbox_id = %sid, error = %e, "could not remove the sandbox record");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(sandbox_id = %sid, %instance_id, error = %e, "could not delete the instance of a failed start; it stays recorded for reconciliation");
+                }
+            }
+        });
+    }
+}
