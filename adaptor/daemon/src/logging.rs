@@ -19,7 +19,10 @@ pub fn init(config: &LogConfig) -> Result<(), LoggingError> {
     let filter = tracing_subscriber::EnvFilter::builder()
         .parse(&config.filter)
         .map_err(|e| LoggingError::Filter(config.filter.clone(), e))?;
-    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(filter);
     let result = match config.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),

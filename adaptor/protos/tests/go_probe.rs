@@ -4,78 +4,14 @@
 
 mod canned;
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
-
+use caa_e2e::go_probe::{build_probe, gate_open, hex, output_text as text, run_probe, unhex};
 use caa_kata_protos::podvminfo::{GetInfoRequest, GetInfoResponse};
 use caa_kata_protos::protobuf::Message;
 use canned::Seen;
-use tokio::process::Command;
 
-const GATE: &str = "CAA_TEST_GO_PROBE";
 const SANDBOX: &str = "sandbox-go-probe";
 /// The probe's StartVM deadline, like the shim's default remote hypervisor timeout.
 const START_TIMEOUT_NANOS: i64 = 600_000_000_000;
-
-fn gate_open() -> bool {
-    if std::env::var(GATE).is_ok_and(|v| v == "1") {
-        return true;
-    }
-    eprintln!("skipped: set {GATE}=1 (and install the Go packages, see the probe README) to run");
-    false
-}
-
-/// `<workspace root>/../shared/tools/ttrpc-go-probe`, read-only in CI.
-fn probe_sources() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    root.join("../shared/tools/ttrpc-go-probe")
-}
-
-/// Copies the probe sources into `dir` and builds there, so nothing is written next to the
-/// (read-only) originals; the Go build cache lives in cargo's target tmp dir for reuse.
-async fn build_probe(dir: &Path) -> PathBuf {
-    let src = probe_sources();
-    let copy = dir.join("ttrpc-go-probe");
-    std::fs::create_dir_all(copy.join("proto")).unwrap();
-    for file in ["build.sh", "main.go", "proto/hvprobe.proto"] {
-        std::fs::copy(src.join(file), copy.join(file))
-            .unwrap_or_else(|e| panic!("copying {} from {}: {e}", file, src.display()));
-    }
-    let output = Command::new("sh")
-        .arg(copy.join("build.sh"))
-        .env("TMPDIR", dir)
-        .env("TTRPC_PROBE_GOPATH", dir.join("gopath"))
-        .env("GOCACHE", Path::new(env!("CARGO_TARGET_TMPDIR")).join("ttrpc-go-probe-gocache"))
-        .output()
-        .await
-        .expect("running the probe's build.sh (is sh installed?)");
-    assert!(output.status.success(), "building the Go probe failed: {}", text(&output));
-    copy.join("bin/ttrpc-probe")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-async fn probe(bin: &Path, args: &[&str]) -> Output {
-    Command::new(bin).args(args).output().await.expect("running ttrpc-probe")
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex from the probe"))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn go_shim_probe_drives_the_rust_server() {
@@ -88,7 +24,7 @@ async fn go_shim_probe_drives_the_rust_server() {
     let sock = running.sock.to_str().unwrap().to_owned();
 
     // The full lifecycle the shim runs, one connection per call.
-    let out = probe(&bin, &["hv-client", "-sock", &sock, "-id", SANDBOX, "-op", "all"]).await;
+    let out = run_probe(&bin, &["hv-client", "-sock", &sock, "-id", SANDBOX, "-op", "all"]).await;
     assert!(out.status.success(), "hv-client failed: {}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let agent = canned::agent_socket(SANDBOX);
@@ -134,7 +70,8 @@ async fn go_clients_see_statuses_and_podvminfo() {
 
     // A handler's status reaches the Go client with code and message intact.
     let out =
-        probe(&bin, &["hv-client", "-sock", &sock, "-id", canned::FAIL_ID, "-op", "start"]).await;
+        run_probe(&bin, &["hv-client", "-sock", &sock, "-id", canned::FAIL_ID, "-op", "start"])
+            .await;
     assert!(!out.status.success(), "{}", text(&out));
     let expected = format!("error: code=9(FailedPrecondition) msg={:?}", canned::FAIL_MESSAGE);
     assert!(String::from_utf8_lossy(&out.stderr).contains(&expected), "{}", text(&out));
@@ -149,7 +86,8 @@ async fn go_clients_see_statuses_and_podvminfo() {
     let payload = hex(&req.write_to_bytes().unwrap());
     let call = ["raw-call", "-sock", &sock, "-service", caa_kata_protos::PODVMINFO_SERVICE];
     let out =
-        probe(&bin, &[&call[..], &["-method", "GetInfo", "-payload-hex", &payload]].concat()).await;
+        run_probe(&bin, &[&call[..], &["-method", "GetInfo", "-payload-hex", &payload]].concat())
+            .await;
     assert!(out.status.success(), "GetInfo failed: {}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let reply = stdout.trim().strip_prefix("OK payload=").expect("an OK line from raw-call");
@@ -160,7 +98,8 @@ async fn go_clients_see_statuses_and_podvminfo() {
     let ghost = GetInfoRequest { PodName: "ghost".into(), ..Default::default() };
     let payload = hex(&ghost.write_to_bytes().unwrap());
     let out =
-        probe(&bin, &[&call[..], &["-method", "GetInfo", "-payload-hex", &payload]].concat()).await;
+        run_probe(&bin, &[&call[..], &["-method", "GetInfo", "-payload-hex", &payload]].concat())
+            .await;
     let expected = r#"error: code=5(NotFound) msg="VM ID for :ghost was not found""#;
     assert!(String::from_utf8_lossy(&out.stderr).contains(expected), "{}", text(&out));
 }

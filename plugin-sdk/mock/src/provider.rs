@@ -173,7 +173,7 @@ impl Provider for MockProvider {
                 cancel: true,
                 progress: true,
                 idempotent_create: true,
-                max_concurrent_requests: 64,
+                max_concurrent_requests: 4096,
                 instance: InstanceCapabilities {
                     arch: ARCHES.iter().map(|a| (*a).to_owned()).collect(),
                     gpus: true,

@@ -244,26 +244,42 @@ impl SandboxManager {
         // The agent socket of a stopped sandbox is stale; the directory and its debug apf.json
         // stay, as upstream leaves them.
         let _ = std::fs::remove_file(&sandbox.agent_socket);
-        let mut deleted = true;
-        if let Some(vm) = &sandbox.instance {
-            if let Ok(Some(mut record)) = self.inner.store.get(&sid) {
-                record.phase = Phase::Stopping;
-                if let Err(e) = self.inner.store.put(&record) {
-                    tracing::warn!(sandbox_id = %sid, error = %e, "could not record the stopping phase");
-                }
+        // The instance to delete: the live one, else whatever the record still names (a failed
+        // start whose cleanup has not finished), else what carries the record's operation tag
+        // (a start that ended before the plugin announced an id).
+        let record = self.inner.store.get(&sid).ok().flatten();
+        let mut ids: Vec<String> =
+            sandbox.instance.as_ref().map(|vm| vm.instance_id.clone()).into_iter().collect();
+        if ids.is_empty() {
+            ids.extend(record.as_ref().and_then(|r| r.instance_id.clone()));
+        }
+        if ids.is_empty()
+            && let Some(r) = record.as_ref().filter(|r| r.phase == Phase::Creating)
+        {
+            ids =
+                self.instances_tagged(caa_plugin_proto::tags::OPERATION_ID, &r.operation_id).await;
+        }
+        if let Some(mut r) = record.filter(|_| !ids.is_empty()) {
+            r.phase = Phase::Stopping;
+            r.instance_id = ids.first().cloned();
+            if let Err(e) = self.inner.store.put(&r) {
+                tracing::warn!(sandbox_id = %sid, error = %e, "could not record the stopping phase");
             }
+        }
+        let mut deleted = true;
+        for instance_id in &ids {
             match self
                 .inner
                 .plugin
-                .delete_instance(&vm.instance_id, Some(sid.as_str().to_owned()))
+                .delete_instance(instance_id, Some(sid.as_str().to_owned()))
                 .await
             {
                 Ok(r) => {
-                    tracing::info!(sandbox_id = %sid, instance_id = %vm.instance_id, deleted = r.deleted, "deleted the instance");
+                    tracing::info!(sandbox_id = %sid, %instance_id, deleted = r.deleted, "deleted the instance");
                 }
                 Err(e) => {
                     deleted = false;
-                    tracing::error!(sandbox_id = %sid, instance_id = %vm.instance_id, error = %e, "failed to delete the instance; it stays recorded for reconciliation");
+                    tracing::error!(sandbox_id = %sid, %instance_id, error = %e, "failed to delete the instance; it stays recorded for reconciliation");
                 }
             }
         }

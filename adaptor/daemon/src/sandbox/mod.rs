@@ -69,7 +69,7 @@ pub enum SandboxError {
         message: String,
     },
     /// The caller's deadline passed.
-    #[error("StartVM deadline exceeded after {0:?}; the instance was deleted")]
+    #[error("StartVM deadline exceeded after {0:?}")]
     Deadline(std::time::Duration),
     /// Durable state could not be written.
     #[error("recording sandbox state: {0}")]

@@ -118,7 +118,7 @@ impl SandboxManager {
     }
 
     /// Instances carrying `key=value`, when the plugin can list.
-    async fn instances_tagged(&self, key: &str, value: &str) -> Vec<String> {
+    pub(super) async fn instances_tagged(&self, key: &str, value: &str) -> Vec<String> {
         if !self.lists().await {
             return Vec::new();
         }

@@ -68,7 +68,13 @@ impl SandboxManager {
             Err(_) => SandboxError::Deadline(started.elapsed()),
         };
         tracing::warn!(sandbox_id = %sid, error = %error, "StartVM failed; cleaning up");
-        self.abort_start(sandbox, record);
+        // Could the plugin have made an instance we were not told about?
+        let maybe_left = match &error {
+            SandboxError::Create(e) => e.is_indeterminate(),
+            SandboxError::Deadline(_) => true,
+            _ => false,
+        };
+        self.abort_start(sandbox, record, maybe_left);
         Err(error)
     }
 
@@ -160,8 +166,9 @@ impl SandboxManager {
     }
 
     /// Forgets the failed start's instance and deletes it in the background (bounded retries in
-    /// the supervisor). The record stays until the delete succeeds, so a restart finishes it.
-    fn abort_start(&self, sandbox: &mut Sandbox, mut record: SandboxRecord) {
+    /// the supervisor). The record stays until the delete succeeds, so StopVM or a restart
+    /// finishes it; without an instance id it stays when the plugin may still create one.
+    fn abort_start(&self, sandbox: &mut Sandbox, mut record: SandboxRecord, maybe_left: bool) {
         self.inner.agent.disconnect(sandbox.id.as_str());
         self.unpublish_instance(&sandbox.id);
         let instance_id = sandbox
@@ -173,9 +180,12 @@ impl SandboxManager {
         tokio::spawn(async move {
             let sid = record.sandbox_id.clone();
             let Some(instance_id) = instance_id else {
-                // Nothing known to delete. If the create is still running in the plugin, the
-                // supervisor deletes whatever it returns; the record goes once the create is over.
-                if let Err(e) = this.inner.store.remove(&sid) {
+                if maybe_left {
+                    // The plugin may still finish the create (its supervisor deletes what it
+                    // returns); keep the record so StopVM or the next start-up looks for the
+                    // instance by its operation tag.
+                    tracing::warn!(sandbox_id = %sid, operation_id = %record.operation_id, "start failed before the plugin named an instance; keeping the record until StopVM");
+                } else if let Err(e) = this.inner.store.remove(&sid) {
                     tracing::warn!(sandbox_id = %sid, error = %e, "could not remove the sandbox record");
                 }
                 return;

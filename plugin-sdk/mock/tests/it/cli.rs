@@ -19,7 +19,7 @@ fn describe_prints_one_json_line_and_exits_0() {
     assert!(describe.protocol_versions.contains(&1));
     let caps = &describe.capabilities;
     assert!(caps.cancel && caps.progress && caps.idempotent_create);
-    assert_eq!(caps.max_concurrent_requests, 64);
+    assert_eq!(caps.max_concurrent_requests, 4096);
     assert_eq!(caps.instance.arch, ["amd64", "arm64", "s390x"]);
     assert!(
         caps.instance.gpus
