@@ -1,15 +1,13 @@
 //! Runs the real `caa-ctl` binary against an in-test ttrpc server and checks what arrived on
 //! the wire, what was printed and the exit status.
 
-mod server;
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Output;
 
 use caa_ctl::annotations::{self, SHIM_KEYS};
+use caa_e2e::canned::{self, Seen};
 use caa_kata_protos::hypervisor::{StartVMRequest, StopVMRequest};
-use server::Seen;
 
 const START_VM_NANOS: i64 = 600_000_000_000;
 
@@ -37,7 +35,7 @@ fn stderr(out: &Output) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_vm_sends_the_nine_shim_keys_overrides_and_netns() {
     let dir = tempfile::tempdir().unwrap();
-    let running = server::start(dir.path()).await;
+    let running = canned::start(dir.path()).await;
     let initdata = dir.path().join("initdata.toml");
     std::fs::write(&initdata, "algorithm = \"sha256\"\n").unwrap();
     let args = [
@@ -61,9 +59,9 @@ async fn create_vm_sends_the_nine_shim_keys_overrides_and_netns() {
         "example.com/extra=a=b",
     ];
     let out = ctl(&running.sock, &args).await;
-    assert_eq!(stdout(&out), server::agent_socket("sb-1"));
+    assert_eq!(stdout(&out), canned::agent_socket("sb-1"));
 
-    let seen = running.recorder.seen();
+    let seen = running.canned.seen();
     let [(Seen::Create(req), timeout)] = seen.as_slice() else { panic!("{seen:?}") };
     assert_eq!(*timeout, 0, "the shim sends CreateVM without a deadline");
     assert_eq!(req.id, "sb-1");
@@ -89,14 +87,14 @@ async fn create_vm_sends_the_nine_shim_keys_overrides_and_netns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_vm_defaults_are_empty_or_zero_and_json_prints_the_response() {
     let dir = tempfile::tempdir().unwrap();
-    let running = server::start(dir.path()).await;
+    let running = canned::start(dir.path()).await;
     let out =
         ctl(&running.sock, &["--json", "create-vm", "sb-2", "--pod", "p", "--namespace", "ns"])
             .await;
     let printed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(printed, serde_json::json!({ "agentSocketPath": server::agent_socket("sb-2") }));
+    assert_eq!(printed, serde_json::json!({ "agentSocketPath": canned::agent_socket("sb-2") }));
 
-    let seen = running.recorder.seen();
+    let seen = running.canned.seen();
     let [(Seen::Create(req), _)] = seen.as_slice() else { panic!("{seen:?}") };
     assert_eq!(req.annotations.len(), 9);
     assert_eq!(req.annotations[annotations::SANDBOX_NAMESPACE], "ns");
@@ -118,14 +116,14 @@ async fn create_vm_defaults_are_empty_or_zero_and_json_prints_the_response() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_vm_carries_the_shim_deadline_or_the_given_one() {
     let dir = tempfile::tempdir().unwrap();
-    let running = server::start(dir.path()).await;
+    let running = canned::start(dir.path()).await;
     assert_eq!(stdout(&ctl(&running.sock, &["start-vm", "sb-1"]).await), "started sb-1");
     assert_eq!(
         stdout(&ctl(&running.sock, &["start-vm", "sb-2", "--timeout", "1m30s"]).await),
         "started sb-2"
     );
 
-    let seen = running.recorder.seen();
+    let seen = running.canned.seen();
     assert_eq!(seen.len(), 2, "{seen:?}");
     let start = |id: &str| Seen::Start(StartVMRequest { id: id.into(), ..Default::default() });
     assert_eq!(seen[0].0, start("sb-1"));
@@ -142,16 +140,16 @@ async fn start_vm_carries_the_shim_deadline_or_the_given_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_vm_and_version() {
     let dir = tempfile::tempdir().unwrap();
-    let running = server::start(dir.path()).await;
+    let running = canned::start(dir.path()).await;
     assert_eq!(stdout(&ctl(&running.sock, &["stop-vm", "sb-1"]).await), "stopped sb-1");
-    assert_eq!(stdout(&ctl(&running.sock, &["version"]).await), server::VERSION);
+    assert_eq!(stdout(&ctl(&running.sock, &["version"]).await), canned::VERSION);
     let json = stdout(&ctl(&running.sock, &["version", "--json"]).await);
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&json).unwrap(),
-        serde_json::json!({ "version": server::VERSION })
+        serde_json::json!({ "version": canned::VERSION })
     );
 
-    let seen = running.recorder.seen();
+    let seen = running.canned.seen();
     assert_eq!(seen.len(), 3, "{seen:?}");
     assert_eq!(seen[0], (Seen::Stop(StopVMRequest { id: "sb-1".into(), ..Default::default() }), 0));
     let (Seen::Version(req), 0) = &seen[1] else { panic!("{seen:?}") };
@@ -161,9 +159,9 @@ async fn stop_vm_and_version() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_info_waits_when_asked_and_reports_not_found_otherwise() {
     let dir = tempfile::tempdir().unwrap();
-    let running = server::start(dir.path()).await;
+    let running = canned::start(dir.path()).await;
     let args = ["get-info", "--pod", "web-0", "--namespace", "shop", "--wait", "--timeout", "5s"];
-    assert_eq!(stdout(&ctl(&running.sock, &args).await), server::VMID);
+    assert_eq!(stdout(&ctl(&running.sock, &args).await), canned::VMID);
 
     let missing = ctl(&running.sock, &["get-info", "--pod", "web-0"]).await;
     assert_eq!(missing.status.code(), Some(1));
@@ -172,7 +170,7 @@ async fn get_info_waits_when_asked_and_reports_not_found_otherwise() {
         "caa-ctl: GetInfo: NOT_FOUND: VM ID for default:web-0 was not found\n"
     );
 
-    let seen = running.recorder.seen();
+    let seen = running.canned.seen();
     assert_eq!(seen.len(), 2, "{seen:?}");
     let (Seen::Info(req), timeout) = &seen[0] else { panic!("{seen:?}") };
     assert_eq!(
@@ -187,19 +185,19 @@ async fn get_info_waits_when_asked_and_reports_not_found_otherwise() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_error_exits_1_with_method_code_and_message() {
     let dir = tempfile::tempdir().unwrap();
-    let running = server::start(dir.path()).await;
-    let out = ctl(&running.sock, &["start-vm", server::FAIL_ID]).await;
+    let running = canned::start(dir.path()).await;
+    let out = ctl(&running.sock, &["start-vm", canned::FAIL_ID]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
-    let expected = format!("caa-ctl: StartVM: FAILED_PRECONDITION: {}\n", server::FAIL_MESSAGE);
+    let expected = format!("caa-ctl: StartVM: FAILED_PRECONDITION: {}\n", canned::FAIL_MESSAGE);
     assert_eq!(stderr(&out), expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unanswered_call_fails_at_its_deadline() {
     let dir = tempfile::tempdir().unwrap();
-    let running = server::start(dir.path()).await;
-    let out = ctl(&running.sock, &["start-vm", server::HANG_ID, "--timeout", "200ms"]).await;
+    let running = canned::start(dir.path()).await;
+    let out = ctl(&running.sock, &["start-vm", canned::HANG_ID, "--timeout", "200ms"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr(&out), "caa-ctl: StartVM: DEADLINE_EXCEEDED: no response within 200ms\n");
 }
@@ -218,20 +216,20 @@ async fn an_absent_socket_is_named_in_the_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_socket_comes_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();
-    let running = server::start(dir.path()).await;
+    let running = canned::start(dir.path()).await;
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_caa-ctl"))
         .arg("version")
         .env("REMOTE_HYPERVISOR_ENDPOINT", format!("unix://{}", running.sock.display()))
         .output()
         .await
         .unwrap();
-    assert_eq!(stdout(&out), server::VERSION);
+    assert_eq!(stdout(&out), canned::VERSION);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_errors_exit_2_without_calling() {
     let dir = tempfile::tempdir().unwrap();
-    let running = server::start(dir.path()).await;
+    let running = canned::start(dir.path()).await;
     for args in [
         &["create-vm", "sb-1"][..],
         &["create-vm", "sb-1", "--pod", "p", "--annotation", "no-equals"],
@@ -242,5 +240,5 @@ async fn usage_errors_exit_2_without_calling() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
         assert!(!stderr(&out).is_empty(), "{args:?}");
     }
-    assert!(running.recorder.seen().is_empty());
+    assert!(running.canned.seen().is_empty());
 }

@@ -2,12 +2,10 @@
 //! (containerd/ttrpc from Debian packages) plays the Kata shim against our generated server.
 //! Runs only with `CAA_TEST_GO_PROBE=1`; then a probe that cannot be built or run fails.
 
-mod canned;
-
+use caa_e2e::canned::{self, Seen};
 use caa_e2e::go_probe::{build_probe, gate_open, hex, output_text as text, run_probe, unhex};
 use caa_kata_protos::podvminfo::{GetInfoRequest, GetInfoResponse};
 use caa_kata_protos::protobuf::Message;
-use canned::Seen;
 
 const SANDBOX: &str = "sandbox-go-probe";
 /// The probe's StartVM deadline, like the shim's default remote hypervisor timeout.

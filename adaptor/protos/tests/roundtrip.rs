@@ -1,10 +1,9 @@
 //! Rust-to-Rust round trips through the generated async stubs on a unix socket: every method
 //! of both services, the deadline and metadata on the wire, handler errors and routing errors.
 
-mod canned;
-
 use std::collections::HashMap;
 
+use caa_e2e::canned::{self, Seen};
 use caa_kata_protos::hypervisor::{
     CreateVMRequest, Hypervisor, HypervisorClient, StartVMRequest, StopVMRequest, VersionRequest,
     create_hypervisor,
@@ -13,7 +12,6 @@ use caa_kata_protos::podvminfo::{GetInfoRequest, PodVmInfoClient};
 use caa_kata_protos::ttrpc::r#async::{Client, Server};
 use caa_kata_protos::ttrpc::{self, Error, context};
 use caa_kata_protos::{Code, HYPERVISOR_SERVICE, PODVMINFO_SERVICE};
-use canned::Seen;
 
 const START_TIMEOUT_NANOS: i64 = 600_000_000_000;
 

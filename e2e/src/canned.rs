@@ -1,6 +1,16 @@
-//! A ttrpc server with canned answers for `hypervisor.Hypervisor` and `podvminfo.PodVMInfo`,
-//! built only from this crate's generated stubs; it records every request it sees (with its
-//! `timeout_nano`) so tests can check what arrived on the wire.
+//! A recording ttrpc server with canned answers for `hypervisor.Hypervisor` and
+//! `podvminfo.PodVMInfo`, built only from the generated stubs of `caa-kata-protos`; tests of the
+//! stubs and of `caa-ctl` start it and check what arrived on the wire (each request with its
+//! `timeout_nano`).
+//!
+//! Its answers:
+//! - `Version` reports [`VERSION`];
+//! - `CreateVM` returns [`agent_socket`] of the sandbox id, or INVALID_ARGUMENT for an empty id;
+//! - `StartVM` succeeds, except for [`FAIL_ID`] (FAILED_PRECONDITION, [`FAIL_MESSAGE`]),
+//!   [`CRASH_ID`] (a non-status handler error) and [`HANG_ID`] (never answers);
+//! - `StopVM` succeeds;
+//! - `GetInfo` returns [`VMID`] for the known pod [`POD`] at once, and for any other pod only when
+//!   the caller asks to wait (as if its VM were still starting); otherwise NOT_FOUND.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -14,25 +24,28 @@ use caa_kata_protos::ttrpc::r#async::{Server, TtrpcContext};
 use caa_kata_protos::{Code, rpc_error, ttrpc};
 
 /// Version string the canned server reports.
-pub(crate) const VERSION: &str = "caa-kata-protos-test 1.2.3";
-/// The only pod GetInfo knows (the Go probe's default pod name and namespace).
-pub(crate) const POD: (&str, &str) = ("probe-pod", "default");
-/// Instance id GetInfo returns for [`POD`].
-pub(crate) const VMID: &str = "i-0123456789abcdef0";
+pub const VERSION: &str = "caa-canned-server 1.2.3";
+/// The pod GetInfo knows without waiting (the Go probe's default pod name and namespace).
+pub const POD: (&str, &str) = ("probe-pod", "default");
+/// Instance id GetInfo returns.
+pub const VMID: &str = "i-0123456789abcdef0";
 /// StartVM of this sandbox id fails with a status (FAILED_PRECONDITION, [`FAIL_MESSAGE`]).
-pub(crate) const FAIL_ID: &str = "sandbox-fail";
-pub(crate) const FAIL_MESSAGE: &str = "sandbox-fail: instance quota exceeded";
-/// StartVM of this sandbox id fails with a non-status error.
-pub(crate) const CRASH_ID: &str = "sandbox-crash";
+pub const FAIL_ID: &str = "sandbox-fail";
+/// The message of [`FAIL_ID`]'s status.
+pub const FAIL_MESSAGE: &str = "sandbox-fail: instance quota exceeded";
+/// StartVM of this sandbox id fails with a non-status error (`plugin crashed`).
+pub const CRASH_ID: &str = "sandbox-crash";
+/// StartVM of this sandbox id never answers.
+pub const HANG_ID: &str = "sandbox-hang";
 
 /// Agent socket path CreateVM returns for a sandbox.
-pub(crate) fn agent_socket(id: &str) -> String {
+pub fn agent_socket(id: &str) -> String {
     format!("/run/peerpod/pods/{id}/agent.ttrpc")
 }
 
 /// One request as the server received it.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Seen {
+pub enum Seen {
     Version(VersionRequest),
     Create(CreateVMRequest),
     Start(StartVMRequest),
@@ -40,10 +53,10 @@ pub(crate) enum Seen {
     Info(GetInfoRequest),
 }
 
-/// The service implementation; `seen` lists requests with their `timeout_nano`.
+/// The service implementation; it records every request with its `timeout_nano`.
 #[derive(Debug, Default)]
-pub(crate) struct Canned {
-    pub(crate) seen: Mutex<Vec<(Seen, i64)>>,
+pub struct Canned {
+    seen: Mutex<Vec<(Seen, i64)>>,
 }
 
 impl Canned {
@@ -51,7 +64,8 @@ impl Canned {
         self.seen.lock().expect("seen lock").push((seen, ctx.timeout_nano));
     }
 
-    pub(crate) fn seen(&self) -> Vec<(Seen, i64)> {
+    /// The requests seen so far, in arrival order, each with its `timeout_nano`.
+    pub fn seen(&self) -> Vec<(Seen, i64)> {
         self.seen.lock().expect("seen lock").clone()
     }
 }
@@ -79,6 +93,7 @@ impl Hypervisor for Canned {
         match req.id.as_str() {
             FAIL_ID => Err(rpc_error(Code::FAILED_PRECONDITION, FAIL_MESSAGE)),
             CRASH_ID => Err(ttrpc::Error::Others("plugin crashed".into())),
+            HANG_ID => std::future::pending().await,
             _ => Ok(StartVMResponse::new()),
         }
     }
@@ -110,7 +125,7 @@ impl PodVmInfo for Canned {
         req: GetInfoRequest,
     ) -> ttrpc::Result<GetInfoResponse> {
         self.record(ctx, Seen::Info(req.clone()));
-        if (req.PodName.as_str(), req.PodNamespace.as_str()) == POD {
+        if req.Wait || (req.PodName.as_str(), req.PodNamespace.as_str()) == POD {
             return Ok(GetInfoResponse { VMID: VMID.into(), ..Default::default() });
         }
         let message = format!("VM ID for {}:{} was not found", req.PodNamespace, req.PodName);
@@ -119,21 +134,29 @@ impl PodVmInfo for Canned {
 }
 
 /// A started server on `<dir>/hypervisor.sock` serving both protocols; dropping it stops it.
-pub(crate) struct Running {
-    pub(crate) canned: Arc<Canned>,
-    pub(crate) sock: PathBuf,
+pub struct Running {
+    /// The recording service behind the socket.
+    pub canned: Arc<Canned>,
+    /// The unix socket the server listens on.
+    pub sock: PathBuf,
     _server: Server,
 }
 
-/// Starts the canned server in `dir` (both services registered on one socket, as the daemon does).
-pub(crate) async fn start(dir: &Path) -> Running {
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running").field("canned", &self.canned).field("sock", &self.sock).finish()
+    }
+}
+
+/// Starts the canned server in `dir`, both services on one socket as the daemon serves them.
+pub async fn start(dir: &Path) -> Running {
     let canned = Arc::new(Canned::default());
     let sock = dir.join("hypervisor.sock");
     let mut server = Server::new()
         .bind(&format!("unix://{}", sock.display()))
-        .expect("binding the test socket")
+        .expect("binding the canned server's socket")
         .register_service(create_hypervisor(canned.clone()))
         .register_service(create_pod_vminfo(canned.clone()));
-    server.start().await.expect("starting the ttrpc server");
+    server.start().await.expect("starting the canned ttrpc server");
     Running { canned, sock, _server: server }
 }
