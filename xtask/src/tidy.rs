@@ -1,6 +1,7 @@
 //! Tidy checks that linters cannot express, run as ordinary tests (`cargo test -p xtask`):
-//! every Rust file says why it exists in a leading `//!` line, stays small, and no test is
-//! silently switched off with an ignore attribute.
+//! every Rust file says why it exists in a leading `//!` line, stays small, no test is
+//! silently switched off with an ignore attribute, and the adaptor's dependency tree holds no
+//! cloud SDK.
 
 #[cfg(test)]
 mod tests {
@@ -57,6 +58,33 @@ mod tests {
             })
             .collect();
         assert!(long.is_empty(), "files over {MAX_LINES} lines: {long:?}");
+    }
+
+    /// Crate-name prefixes of cloud SDKs; only plugin crates may depend on them.
+    const CLOUD_SDKS: &[&str] = &["aws-", "azure", "ibm", "virt", "google-cloud", "gcp"];
+
+    #[test]
+    fn the_adaptor_depends_on_no_cloud_sdk() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        for package in ["caa-adaptor", "caa-plugin-host"] {
+            let out = std::process::Command::new(&cargo)
+                .args(["tree", "--offline", "-p", package, "-e", "normal", "--prefix", "none"])
+                .current_dir(root())
+                .output()
+                .expect("running cargo tree");
+            assert!(
+                out.status.success(),
+                "cargo tree -p {package}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let tree = String::from_utf8_lossy(&out.stdout);
+            let sdks: Vec<&str> = tree
+                .lines()
+                .filter_map(|l| l.split_whitespace().next())
+                .filter(|name| CLOUD_SDKS.iter().any(|sdk| name.starts_with(sdk)))
+                .collect();
+            assert!(sdks.is_empty(), "{package} depends on cloud SDK crates: {sdks:?}");
+        }
     }
 
     #[test]
