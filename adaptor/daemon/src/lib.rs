@@ -8,13 +8,15 @@
 //! - [`config`]: [`Config`], every option as plain data, validated all at once;
 //! - [`provider`]: [`PluginName`] and finding the provider plugin executable;
 //! - [`version`]: the version block printed by `version` and at startup;
-//! - [`logging`]: tracing to stderr as text or JSON;
+//! - [`logging`]: tracing to stderr as text, JSON or upstream's Go `log` lines;
 //! - [`sandbox_id`]: [`SandboxId`], the path-safe Kata sandbox id;
 //! - [`annotations`]: the annotation keys the shim sends;
 //! - [`naming`]: pod name/namespace from annotations and the `podvm-<pod>-<sid[:8]>` name;
 //! - [`state`]: durable per-sandbox records ([`StateStore`]);
 //! - [`sandbox`]: the core — CreateVM, StartVM, StopVM, GetInfo and start-up reconciliation;
 //! - [`hypervisor`]: the ttrpc adapters and the socket Kata's shim connects to;
+//! - [`metrics`]: the Prometheus registry (plugin calls, reconciliation) and its text format;
+//! - [`probe`]: the HTTP endpoint serving `/startup` and `/metrics`;
 //! - [`daemon`]: the daemon's life from start to signal.
 
 pub mod annotations;
@@ -23,7 +25,9 @@ pub mod config;
 pub mod daemon;
 pub mod hypervisor;
 pub mod logging;
+pub mod metrics;
 pub mod naming;
+pub mod probe;
 pub mod provider;
 pub mod sandbox;
 pub mod sandbox_id;

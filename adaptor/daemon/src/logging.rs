@@ -1,5 +1,8 @@
 //! Tracing setup: everything goes to stderr (stdout is for `version`/`help` output only), as
-//! human-readable text or one JSON object per line, filtered by the configured directives.
+//! human-readable text, one JSON object per line, or upstream's Go `log` lines ([`upstream`]),
+//! filtered by the configured directives.
+
+pub mod upstream;
 
 use crate::config::{LogConfig, LogFormat};
 
@@ -26,6 +29,9 @@ pub fn init(config: &LogConfig) -> Result<(), LoggingError> {
     let result = match config.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Upstream => {
+            builder.with_ansi(false).event_format(upstream::UpstreamFormat::new()).try_init()
+        }
     };
     result.map_err(|_| LoggingError::AlreadySet)
 }

@@ -5,7 +5,7 @@
 //! Shutdown cancels the creates in flight and lets their cleanup finish before the plugin stops.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -116,6 +116,8 @@ struct Inner {
     /// The plugin is being stopped: no restarts, calls fail.
     stopping: AtomicBool,
     restarter: Mutex<Option<AbortHandle>>,
+    /// Successful restarts since the first start.
+    restarts: AtomicU64,
 }
 
 /// Counts one create or cleanup in flight for as long as it lives.
@@ -181,6 +183,7 @@ impl Supervisor {
             draining: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             restarter: Mutex::new(None),
+            restarts: AtomicU64::new(0),
         });
         let task = tokio::spawn(restart::restart_loop(inner.clone(), plugin));
         *inner.restarter.lock().unwrap_or_else(PoisonError::into_inner) = Some(task.abort_handle());
@@ -190,6 +193,11 @@ impl Supervisor {
     /// The current status.
     pub fn status(&self) -> SupervisorStatus {
         self.inner.current.borrow().status.clone()
+    }
+
+    /// How many times the plugin was restarted successfully since the first start.
+    pub fn restarts(&self) -> u64 {
+        self.inner.restarts.load(Ordering::Relaxed)
     }
 
     /// The running plugin; waits up to `restart_wait` for a restart in progress and fails fast

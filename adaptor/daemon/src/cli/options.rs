@@ -181,7 +181,7 @@ pub(crate) struct Options {
         value_name = "NAMES"
     )]
     plugin_pass_env: Option<String>,
-    /// Log format: text or json [default: text]
+    /// Log format: text, json or upstream (Go log lines as upstream writes them) [default: text]
     #[arg(id = "log-format", long = "log-format", env = "CAA_LOG_FORMAT", value_name = "FORMAT")]
     log_format: Option<String>,
     /// Log filter, e.g. info or caa_adaptor=debug,caa_plugin_host=trace [default: info]

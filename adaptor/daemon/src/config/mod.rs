@@ -200,6 +200,9 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+    /// Upstream's Go `log` lines (`YYYY/MM/DD HH:MM:SS [adaptor/cloud] message`, UTC), which
+    /// upstream's e2e suite parses; structured fields follow the message as `k=v`.
+    Upstream,
 }
 
 impl Config {

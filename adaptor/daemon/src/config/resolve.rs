@@ -242,7 +242,8 @@ impl Config {
         c.log.format = r.parse("log-format", LogFormat::Text, |s| match s {
             "text" => Ok(LogFormat::Text),
             "json" => Ok(LogFormat::Json),
-            _ => Err("expected text or json".to_owned()),
+            "upstream" => Ok(LogFormat::Upstream),
+            _ => Err("expected text, json or upstream".to_owned()),
         });
         c.log.filter = r.parse("log-level", c.log.filter, |s| {
             tracing_subscriber::EnvFilter::builder()

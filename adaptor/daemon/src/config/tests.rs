@@ -131,6 +131,12 @@ fn every_option_is_read() {
 }
 
 #[test]
+fn log_format_upstream_selects_go_log_lines() {
+    let c = build(&[("log-format", "upstream", Source::Env)]).unwrap();
+    assert_eq!(c.log.format, LogFormat::Upstream);
+}
+
+#[test]
 fn all_problems_are_reported_at_once_naming_flag_and_env() {
     let p = problems(&[
         ("forwarder-port", "abc"),

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use caa_plugin_host::Supervisor;
-use caa_plugin_proto::{CreateInstanceResult, InstanceSpec};
+use caa_plugin_host::{CallError, Supervisor};
+use caa_plugin_proto::{CreateInstanceResult, DeleteInstanceResult, InstanceSpec};
 use caa_userdata::{ForwarderConfig, Initdata, UserData};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::agent::AgentConnector;
 use super::request::{CreateVm, VmRequestSpec};
 use super::{InfoError, SandboxError};
+use crate::metrics::{Metrics, PluginMethod, SandboxCounts};
 use crate::naming::{PodRef, instance_name};
 use crate::sandbox_id::SandboxId;
 use crate::state::{Phase, StateStore};
@@ -66,7 +67,10 @@ pub(super) struct Inner {
     pub(super) plugin: Supervisor,
     pub(super) store: Arc<StateStore>,
     pub(super) agent: Arc<dyn AgentConnector>,
+    pub(super) metrics: Arc<Metrics>,
     table: Mutex<HashMap<SandboxId, Slot>>,
+    /// What each live sandbox is doing, for the `caa_sandboxes` gauges only.
+    states: Mutex<HashMap<SandboxId, SandboxState>>,
     /// Recently stopped ids, so a repeated StopVM succeeds.
     stopped: Mutex<VecDeque<SandboxId>>,
     /// Instance ids by sandbox, with the pod they belong to (GetInfo reads only this).
@@ -83,13 +87,35 @@ pub struct SandboxManager {
 
 const STOPPED_MEMORY: usize = 1024;
 
+/// A live sandbox's state as the metrics show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SandboxState {
+    /// Registered by CreateVM; StartVM not finished.
+    Creating,
+    /// StartVM succeeded, or re-adopted at start-up.
+    Running,
+    /// StopVM in progress, or StartVM failed and its instance is being deleted.
+    Stopping,
+}
+
 impl SandboxManager {
-    /// A manager over a running plugin and a state store.
+    /// A manager over a running plugin and a state store, with a registry of its own.
     pub fn new(
         settings: ManagerSettings,
         plugin: Supervisor,
         store: StateStore,
         agent: Arc<dyn AgentConnector>,
+    ) -> Self {
+        Self::with_metrics(settings, plugin, store, agent, Arc::new(Metrics::new()))
+    }
+
+    /// A manager that counts its plugin calls and reconciliation in `metrics`.
+    pub fn with_metrics(
+        settings: ManagerSettings,
+        plugin: Supervisor,
+        store: StateStore,
+        agent: Arc<dyn AgentConnector>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         SandboxManager {
             inner: Arc::new(Inner {
@@ -97,7 +123,9 @@ impl SandboxManager {
                 plugin,
                 store: Arc::new(store),
                 agent,
+                metrics,
                 table: Mutex::new(HashMap::new()),
+                states: Mutex::new(HashMap::new()),
                 stopped: Mutex::new(VecDeque::new()),
                 vm_ids: Mutex::new(HashMap::new()),
                 info: watch::Sender::new(0),
@@ -108,6 +136,43 @@ impl SandboxManager {
     /// The plugin supervisor.
     pub fn plugin(&self) -> &Supervisor {
         &self.inner.plugin
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// Live sandboxes by state.
+    pub fn sandbox_counts(&self) -> SandboxCounts {
+        let states = self.inner.states.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut counts = SandboxCounts::default();
+        for state in states.values() {
+            match state {
+                SandboxState::Creating => counts.creating += 1,
+                SandboxState::Running => counts.running += 1,
+                SandboxState::Stopping => counts.stopping += 1,
+            }
+        }
+        counts
+    }
+
+    /// Records what a live sandbox is doing (metrics only).
+    pub(super) fn set_state(&self, id: &SandboxId, state: SandboxState) {
+        let mut states = self.inner.states.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(current) = states.get_mut(id) {
+            *current = state;
+        }
+    }
+
+    /// `deleteInstance` through the supervisor, counted in the metrics.
+    pub(super) async fn delete_instance(
+        &self,
+        instance_id: &str,
+        sandbox_id: Option<String>,
+    ) -> Result<DeleteInstanceResult, CallError> {
+        let call = self.inner.plugin.delete_instance(instance_id, sandbox_id);
+        self.inner.metrics.timed(PluginMethod::DeleteInstance, call).await
     }
 
     /// Number of live sandboxes.
@@ -129,6 +194,7 @@ impl SandboxManager {
         if table.contains_key(&id) {
             return Err(SandboxError::AlreadyExists(id.as_str().to_owned()));
         }
+        self.track(&id, SandboxState::Creating);
         table.insert(id, Arc::new(tokio::sync::Mutex::new(Some(sandbox))));
         Ok(())
     }
@@ -140,7 +206,12 @@ impl SandboxManager {
             self.publish_instance(&id, &sandbox.pod, &vm.instance_id);
         }
         let mut table = self.inner.table.lock().unwrap_or_else(PoisonError::into_inner);
+        self.track(&id, SandboxState::Running);
         table.insert(id, Arc::new(tokio::sync::Mutex::new(Some(sandbox))));
+    }
+
+    fn track(&self, id: &SandboxId, state: SandboxState) {
+        self.inner.states.lock().unwrap_or_else(PoisonError::into_inner).insert(id.clone(), state);
     }
 
     /// Makes a sandbox's instance id visible to GetInfo and wakes its waiters.
@@ -161,6 +232,7 @@ impl SandboxManager {
     fn forget(&self, id: &SandboxId) {
         self.unpublish_instance(id);
         self.inner.table.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+        self.inner.states.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
         let mut stopped = self.inner.stopped.lock().unwrap_or_else(PoisonError::into_inner);
         stopped.push_back(id.clone());
         if stopped.len() > STOPPED_MEMORY {
@@ -240,6 +312,7 @@ impl SandboxManager {
         let Some(sandbox) = guard.take() else {
             return Ok(()); // stopped by a concurrent StopVM
         };
+        self.set_state(&sid, SandboxState::Stopping);
         self.inner.agent.disconnect(sid.as_str());
         // The agent socket of a stopped sandbox is stale; the directory and its debug apf.json
         // stay, as upstream leaves them.
@@ -268,12 +341,7 @@ impl SandboxManager {
         }
         let mut deleted = true;
         for instance_id in &ids {
-            match self
-                .inner
-                .plugin
-                .delete_instance(instance_id, Some(sid.as_str().to_owned()))
-                .await
-            {
+            match self.delete_instance(instance_id, Some(sid.as_str().to_owned())).await {
                 Ok(r) => {
                     tracing::info!(sandbox_id = %sid, %instance_id, deleted = r.deleted, "deleted the instance");
                 }

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use caa_plugin_proto::{CreateInstanceResult, InstanceSpec, tags};
 
 use super::manager::{Sandbox, SandboxManager};
+use crate::metrics::{PluginMethod, ReconcileAction};
 use crate::naming::PodRef;
 use crate::state::{Phase, SandboxRecord};
 
@@ -58,6 +59,10 @@ impl SandboxManager {
             self.finish_abandoned(record, &mut report, &mut known).await;
         }
         self.delete_unrecorded(&known, &mut report).await;
+        let metrics = &self.inner.metrics;
+        metrics.reconciled(ReconcileAction::Adopted, report.adopted.len());
+        metrics.reconciled(ReconcileAction::Deleted, report.deleted.len());
+        metrics.reconciled(ReconcileAction::Failed, report.failed.len());
         tracing::info!(
             adopted = report.adopted.len(),
             deleted = report.deleted.len(),
@@ -102,7 +107,7 @@ impl SandboxManager {
         }
         let mut all_gone = true;
         for id in ids {
-            match self.inner.plugin.delete_instance(&id, Some(sid.as_str().to_owned())).await {
+            match self.delete_instance(&id, Some(sid.as_str().to_owned())).await {
                 Ok(_) => report.deleted.push(id),
                 Err(e) => {
                     tracing::error!(sandbox_id = %sid, instance_id = %id, error = %e, "could not delete an abandoned instance");
@@ -122,12 +127,9 @@ impl SandboxManager {
         if !self.lists().await {
             return Vec::new();
         }
-        match self
-            .inner
-            .plugin
-            .list_instances(BTreeMap::from([(key.to_owned(), value.to_owned())]))
-            .await
-        {
+        let call =
+            self.inner.plugin.list_instances(BTreeMap::from([(key.to_owned(), value.to_owned())]));
+        match self.inner.metrics.timed(PluginMethod::ListInstances, call).await {
             Ok(found) => found.instances.into_iter().map(|i| i.instance_id).collect(),
             Err(e) => {
                 tracing::warn!(tag = key, value, error = %e, "listInstances failed");
@@ -151,7 +153,7 @@ impl SandboxManager {
                 continue;
             }
             tracing::warn!(instance_id = %id, node = %node, "deleting an instance of this node that no sandbox record knows");
-            match self.inner.plugin.delete_instance(&id, None).await {
+            match self.delete_instance(&id, None).await {
                 Ok(_) => report.deleted.push(id),
                 Err(e) => {
                     tracing::error!(instance_id = %id, error = %e, "could not delete an unrecorded instance");

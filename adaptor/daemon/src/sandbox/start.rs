@@ -12,7 +12,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::SandboxError;
-use super::manager::{Sandbox, SandboxManager};
+use super::manager::{Sandbox, SandboxManager, SandboxState};
+use crate::metrics::PluginMethod;
 use crate::sandbox_id::SandboxId;
 use crate::state::{Phase, SandboxRecord};
 
@@ -61,6 +62,7 @@ impl SandboxManager {
             tokio::time::timeout_at(deadline, self.bring_up(sandbox, &mut record, deadline)).await;
         let error = match outcome {
             Ok(Ok(())) => {
+                self.set_state(&sid, SandboxState::Running);
                 tracing::info!(sandbox_id = %sid, took = ?started.elapsed(), "agent proxy is ready");
                 return Ok(());
             }
@@ -74,6 +76,7 @@ impl SandboxManager {
             SandboxError::Deadline(_) => true,
             _ => false,
         };
+        self.set_state(&sid, SandboxState::Stopping);
         self.abort_start(sandbox, record, maybe_left);
         Err(error)
     }
@@ -107,7 +110,8 @@ impl SandboxManager {
             }
             announced_record.instance_id
         });
-        let created = self.inner.plugin.create_instance(params, Some(tx)).await;
+        let call = self.inner.plugin.create_instance(params, Some(tx));
+        let created = self.inner.metrics.timed(PluginMethod::CreateInstance, call).await;
         let announced = recorder.await.ok().flatten();
         let vm = match created {
             Ok(vm) => vm,
@@ -193,12 +197,7 @@ impl SandboxManager {
             record.phase = Phase::Stopping;
             record.instance_id = Some(instance_id.clone());
             let _ = this.inner.store.put(&record);
-            match this
-                .inner
-                .plugin
-                .delete_instance(&instance_id, Some(sid.as_str().to_owned()))
-                .await
-            {
+            match this.delete_instance(&instance_id, Some(sid.as_str().to_owned())).await {
                 Ok(_) => {
                     tracing::info!(sandbox_id = %sid, %instance_id, "deleted the instance of the failed start");
                     if let Err(e) = this.inner.store.remove(&sid) {

@@ -63,6 +63,7 @@ pub(super) async fn restart_loop(inner: Arc<Inner>, first: Arc<Plugin>) {
             }
         };
         tracing::info!(plugin = %name, pid = plugin.pid(), "plugin restarted");
+        inner.restarts.fetch_add(1, Ordering::Relaxed);
         inner.set(SupervisorStatus::Running { pid: plugin.pid() }, Some(plugin.clone()));
         super::Supervisor { inner: inner.clone() }.retry_orphans();
     }

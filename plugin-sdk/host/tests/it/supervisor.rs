@@ -14,6 +14,7 @@ async fn restarts_after_a_crash_and_creates_again() {
     let SupervisorStatus::Running { pid: first } = sup.status() else {
         panic!("{:?}", sup.status())
     };
+    assert_eq!(sup.restarts(), 0);
     let err = within(sup.create_instance(create_params("op-first"), None)).await.unwrap_err();
     assert!(matches!(err, CallError::Crashed { .. }), "{err:?}");
     wait_until(
@@ -21,6 +22,7 @@ async fn restarts_after_a_crash_and_creates_again() {
         || matches!(sup.status(), SupervisorStatus::Running { pid } if pid != first),
     )
     .await;
+    assert_eq!(sup.restarts(), 1);
     let created = within(sup.create_instance(create_params("op-second"), None)).await.unwrap();
     assert_eq!(created.ips, vec!["10.0.0.1"]);
     assert_eq!(fake.calls_of("initialize").len(), 2);
