@@ -156,9 +156,9 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
     use std::time::Duration;
+
+    use caa_test_support::LogCapture;
 
     use super::*;
 
@@ -186,25 +186,11 @@ mod tests {
         assert_eq!(prefix("caa_plugin_host::supervisor"), "");
     }
 
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn lines_carry_prefix_message_fields_level_and_spans() {
-        let capture = Capture::default();
-        let writer = capture.clone();
+        let capture = LogCapture::default();
         let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
+            .with_writer(capture.clone())
             .with_ansi(false)
             .with_max_level(Level::DEBUG)
             .event_format(UpstreamFormat::with_clock(|| UNIX_EPOCH + Duration::from_secs(86_399)))
@@ -215,7 +201,7 @@ mod tests {
             let _entered = span.enter();
             tracing::warn!(target: "caa_adaptor::daemon", error = "no such file", empty = "", "shutting down");
         });
-        let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        let text = capture.text();
         assert_eq!(
             text,
             "1970/01/01 23:59:59 [adaptor/cloud] starting the pod VM sandbox_id=abc n=3\n\

@@ -2,15 +2,15 @@
 //! lifecycle driven through the ttrpc API, `/startup`, and the upstream-format log line of
 //! CreateVM that upstream's e2e suite parses.
 
-use std::io::Write;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use caa_adaptor::logging::upstream::UpstreamFormat;
 use caa_adaptor::probe::ProbeServer;
 use caa_adaptor::sandbox::CreateVm;
 use caa_kata_protos::ttrpc::context;
+use caa_test_support::LogCapture;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::daemon::{Daemon, Options, create_request, deadline, start_request, stop_request};
@@ -91,19 +91,6 @@ async fn metrics_count_one_lifecycle() {
     d.stop().await;
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn leap_day() -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_709_251_199) // 2024-02-29 23:59:59 UTC
 }
@@ -113,10 +100,9 @@ async fn upstream_log_format_renders_the_create_sandbox_line_the_e2e_suite_parse
     let d = Daemon::start(Options::default()).await;
     let id = "0123456789abcdef".repeat(4);
     let request = create_request(&id, "web");
-    let capture = Capture::default();
-    let writer = capture.clone();
+    let capture = LogCapture::default();
     let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
+        .with_writer(capture.clone())
         .with_ansi(false)
         .event_format(UpstreamFormat::with_clock(leap_day))
         .finish();
@@ -129,7 +115,7 @@ async fn upstream_log_format_renders_the_create_sandbox_line_the_e2e_suite_parse
             })
             .unwrap();
     });
-    let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let text = capture.text();
     let line =
         text.lines().find(|l| l.contains("create a sandbox")).unwrap_or_else(|| panic!("{text}"));
     assert_eq!(

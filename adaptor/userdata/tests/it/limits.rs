@@ -1,8 +1,7 @@
 //! auth.json size limit, the plugin's userdata size limit, and secrets kept out of `Debug`,
 //! errors and logs.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use caa_test_support::LogCapture;
 
 use caa_userdata::{
     AUTH_JSON_LIMIT, AUTH_JSON_PATH, ForwarderConfig, UserData, UserDataError, check_size, parse,
@@ -18,19 +17,6 @@ fn auth_of_len(len: usize) -> String {
     format!("{head}{}{tail}", "A".repeat(len - head.len() - tail.len()))
 }
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn auth_json_at_the_limit_is_kept_and_one_byte_more_is_skipped_with_a_warning() {
     let mut userdata = UserData::new(ForwarderConfig::default());
@@ -41,14 +27,13 @@ fn auth_json_at_the_limit_is_kept_and_one_byte_more_is_skipped_with_a_warning() 
     let big = auth_of_len(AUTH_JSON_LIMIT + 1);
     userdata.auth_json = Some(big.clone());
     userdata.scratch_space = true;
-    let capture = Capture::default();
-    let writer = capture.clone();
+    let capture = LogCapture::default();
     let subscriber =
-        tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        tracing_subscriber::fmt().with_writer(capture.clone()).with_ansi(false).finish();
     let text = tracing::subscriber::with_default(subscriber, || render(&userdata).unwrap());
     assert!(!text.contains(AUTH_JSON_PATH));
     assert!(text.ends_with("  - path: /run/peerpod/scratch-space.marker\n"));
-    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let log = capture.text();
     assert!(log.contains("WARN") && log.contains("auth.json"), "{log}");
     assert!(log.contains("12289") && !log.contains("AAAA"), "{log}");
 }

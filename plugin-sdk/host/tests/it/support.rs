@@ -2,11 +2,12 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use caa_plugin_host::{PluginCommand, PluginSpec, RestartPolicy, Timeouts};
 use caa_plugin_proto::CreateInstanceParams;
+use caa_test_support::LogCapture;
 
 const SCRIPT: &str = include_str!("fake_plugin.py");
 
@@ -92,12 +93,11 @@ pub(crate) fn python3() -> PathBuf {
 /// callsite-interest cache when other test threads register the same callsites concurrently.
 pub(crate) fn init_logs() {
     LOGS.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
+        let captured = LogCapture::default();
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::TRACE)
             .with_ansi(false)
-            .with_writer(move || writer.clone())
+            .with_writer(captured.clone())
             .finish();
         tracing::subscriber::set_global_default(subscriber).unwrap();
         captured
@@ -107,25 +107,10 @@ pub(crate) fn init_logs() {
 /// Everything logged by any test so far.
 pub(crate) fn logs() -> String {
     init_logs();
-    let captured = LOGS.get().unwrap();
-    String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned()
+    LOGS.get().unwrap().text()
 }
 
-static LOGS: OnceLock<Captured> = OnceLock::new();
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+static LOGS: OnceLock<LogCapture> = OnceLock::new();
 
 pub(crate) fn set_mode(path: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;

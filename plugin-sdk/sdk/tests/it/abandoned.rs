@@ -2,41 +2,19 @@
 //! (-32603), nothing of the request goes out after its response, and a VM the abandoned handler
 //! still creates is logged as an error and never replayed as a success.
 
-use std::io;
-use std::sync::{Arc, Mutex};
-
+use caa_test_support::LogCapture;
 use serde_json::{Value, json};
 
 use crate::support::{Client, cancel_line, code, create_line, request, verify_line};
 
-/// Log output of the current thread (the test runtime runs every task on it).
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let writer = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
+/// Routes the current thread's log output (the test runtime runs every task on it) into `logs`.
+fn install(logs: &LogCapture) -> tracing::subscriber::DefaultGuard {
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(logs.clone())
+        .finish();
+    tracing::subscriber::set_default(subscriber)
 }
 
 fn delete_line(id: i64, instance_id: &str) -> String {
@@ -72,8 +50,8 @@ async fn overrun_create_without_announced_instance_is_indeterminate() {
 
 #[tokio::test]
 async fn late_instance_is_logged_never_announced_after_the_answer_nor_replayed() {
-    let logs = Captured::default();
-    let _guard = logs.install();
+    let logs = LogCapture::default();
+    let _guard = install(&logs);
     let mut c = Client::ready().await;
     // Announces nothing and overruns its deadline: the SDK answers for it.
     let answer = c.call(&create_line(2, "op-late", "late", 50)).await;
