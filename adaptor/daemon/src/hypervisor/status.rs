@@ -16,6 +16,21 @@ pub(crate) fn to_ttrpc(e: &SandboxError) -> caa_kata_protos::ttrpc::Error {
         SandboxError::AlreadyExists(_) => Code::ALREADY_EXISTS,
         SandboxError::Unknown(_) | SandboxError::UnknownOnStop(_) => Code::NOT_FOUND,
         SandboxError::AlreadyStarted(_) => Code::FAILED_PRECONDITION,
+        SandboxError::Create(call)
+            if matches!(**call, caa_plugin_host::CallError::Timeout { .. }) =>
+        {
+            Code::DEADLINE_EXCEEDED
+        }
+        SandboxError::Create(call)
+            if matches!(
+                **call,
+                caa_plugin_host::CallError::Unavailable { .. }
+                    | caa_plugin_host::CallError::Crashed { .. }
+                    | caa_plugin_host::CallError::Closed { .. }
+            ) =>
+        {
+            Code::UNAVAILABLE
+        }
         SandboxError::Create(call) => match call.code() {
             Some(ErrorCode::CapacityUnavailable | ErrorCode::QuotaExceeded) => {
                 Code::RESOURCE_EXHAUSTED

@@ -44,8 +44,7 @@ pub struct ManagerSettings {
     pub max_user_data_bytes: Option<u64>,
 }
 
-/// One live sandbox.
-#[derive(Debug)]
+/// One live sandbox. Its `Debug` leaves out the userdata (it holds the VM's TLS key).
 pub(super) struct Sandbox {
     pub(super) id: SandboxId,
     pub(super) pod: PodRef,
@@ -57,6 +56,19 @@ pub(super) struct Sandbox {
     pub(super) agent_socket: PathBuf,
     pub(super) instance: Option<CreateInstanceResult>,
     pub(super) started: bool,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("id", &self.id)
+            .field("pod", &self.pod)
+            .field("instance_name", &self.instance_name)
+            .field("userdata", &format_args!("<redacted {} bytes>", self.userdata.len()))
+            .field("instance", &self.instance)
+            .field("started", &self.started)
+            .finish_non_exhaustive()
+    }
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Sandbox>>>;
@@ -300,6 +312,16 @@ impl SandboxManager {
     /// StopVM: deletes the instance (with retries) and forgets the sandbox. Never fails for a
     /// known sandbox: an instance that cannot be deleted stays recorded for reconciliation.
     pub async fn stop_vm(&self, id: &str) -> Result<(), SandboxError> {
+        // Its own task: a caller that goes away (deadline, closed connection) must not cancel
+        // a delete half-way and leave the sandbox neither live nor forgotten.
+        let this = self.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move { this.stop_attached(&id).await })
+            .await
+            .unwrap_or(Err(SandboxError::ShuttingDown))
+    }
+
+    async fn stop_attached(&self, id: &str) -> Result<(), SandboxError> {
         let sid = SandboxId::new(id.to_owned())
             .map_err(|_| SandboxError::UnknownOnStop(id.to_owned()))?;
         let Some(slot) = self.slot(&sid) else {
@@ -321,6 +343,8 @@ impl SandboxManager {
         // start whose cleanup has not finished), else what carries the record's operation tag
         // (a start that ended before the plugin announced an id).
         let record = self.inner.store.get(&sid).ok().flatten();
+        let record_was_creating =
+            record.as_ref().is_some_and(|r| r.phase == Phase::Creating && r.instance_id.is_none());
         let mut ids: Vec<String> =
             sandbox.instance.as_ref().map(|vm| vm.instance_id.clone()).into_iter().collect();
         if ids.is_empty() {
@@ -339,7 +363,10 @@ impl SandboxManager {
                 tracing::warn!(sandbox_id = %sid, error = %e, "could not record the stopping phase");
             }
         }
-        let mut deleted = true;
+        // A start that failed before the plugin named an instance may still be creating one
+        // (the plugin's create outlives the shim's deadline): keep its record so start-up
+        // reconciliation looks for the instance by its operation tag.
+        let mut deleted = !(ids.is_empty() && record_was_creating);
         for instance_id in &ids {
             match self.delete_instance(instance_id, Some(sid.as_str().to_owned())).await {
                 Ok(r) => {

@@ -58,16 +58,15 @@ impl SandboxManager {
         );
         self.inner.store.put(&record)?;
 
-        let outcome =
-            tokio::time::timeout_at(deadline, self.bring_up(sandbox, &mut record, deadline)).await;
-        let error = match outcome {
-            Ok(Ok(())) => {
+        // The deadline bounds the create and the forwarder wait inside `bring_up`, never the
+        // bookkeeping in between: a create that returned is always recorded and handled.
+        let error = match self.bring_up(sandbox, &mut record, deadline, started).await {
+            Ok(()) => {
                 self.set_state(&sid, SandboxState::Running);
                 tracing::info!(sandbox_id = %sid, took = ?started.elapsed(), "agent proxy is ready");
                 return Ok(());
             }
-            Ok(Err(e)) => e,
-            Err(_) => SandboxError::Deadline(started.elapsed()),
+            Err(e) => e,
         };
         tracing::warn!(sandbox_id = %sid, error = %error, "StartVM failed; cleaning up");
         // Could the plugin have made an instance we were not told about?
@@ -87,6 +86,7 @@ impl SandboxManager {
         sandbox: &mut Sandbox,
         record: &mut SandboxRecord,
         deadline: Instant,
+        started: Instant,
     ) -> Result<(), SandboxError> {
         let budget = deadline.saturating_duration_since(Instant::now());
         let reserve = MAX_RESERVE.min(budget / 5);
@@ -96,11 +96,15 @@ impl SandboxManager {
         let (tx, mut rx) = mpsc::unbounded_channel::<caa_plugin_proto::ProgressParams>();
         let store = self.inner.store.clone();
         let mut announced_record = record.clone();
+        let announced_id = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+        let seen = announced_id.clone();
         let recorder = tokio::spawn(async move {
             while let Some(p) = rx.recv().await {
                 if let Some(instance_id) = p.instance_id
                     && announced_record.instance_id.as_deref() != Some(instance_id.as_str())
                 {
+                    *seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        Some(instance_id.clone());
                     announced_record.instance_id = Some(instance_id);
                     announced_record.updated_at = std::time::SystemTime::now();
                     if let Err(e) = store.put(&announced_record) {
@@ -111,7 +115,14 @@ impl SandboxManager {
             announced_record.instance_id
         });
         let call = self.inner.plugin.create_instance(params, Some(tx));
-        let created = self.inner.metrics.timed(PluginMethod::CreateInstance, call).await;
+        let timed = self.inner.metrics.timed(PluginMethod::CreateInstance, call);
+        let Ok(created) = tokio::time::timeout_at(deadline, timed).await else {
+            // The plugin's create goes on; its supervisor deletes whatever it returns now that
+            // nobody waits. An id it already announced is ours to delete.
+            record.instance_id =
+                announced_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            return Err(SandboxError::Deadline(started.elapsed()));
+        };
         let announced = recorder.await.ok().flatten();
         let vm = match created {
             Ok(vm) => vm,
