@@ -58,13 +58,9 @@ fn option(
     description: &str,
 ) -> ConfigOption {
     ConfigOption {
-        name: name.to_owned(),
-        env: Some(env.to_owned()),
-        kind,
         default,
-        required: false,
-        secret: false,
         description: description.to_owned(),
+        ..ConfigOption::new(name, env, kind)
     }
 }
 

@@ -126,6 +126,22 @@ pub struct ConfigOption {
     pub description: String,
 }
 
+impl ConfigOption {
+    /// An optional, non-secret option read from `env`, with no default and no description;
+    /// set the other fields with struct update syntax.
+    pub fn new(name: impl Into<String>, env: impl Into<String>, kind: OptionKind) -> ConfigOption {
+        ConfigOption {
+            name: name.into(),
+            env: Some(env.into()),
+            kind,
+            default: None,
+            required: false,
+            secret: false,
+            description: String::new(),
+        }
+    }
+}
+
 /// Every option a plugin reads.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ConfigSchema {

@@ -7,34 +7,28 @@ use serde_json::{Value, json};
 
 use super::Config;
 
-fn option(name: &str, env: &str, kind: OptionKind) -> ConfigOption {
-    ConfigOption {
-        name: name.to_owned(),
-        env: Some(env.to_owned()),
-        kind,
-        default: None,
-        required: false,
-        secret: false,
-        description: String::new(),
-    }
-}
-
 fn schema() -> ConfigSchema {
     ConfigSchema {
         options: vec![
             ConfigOption {
                 default: Some(json!("eu-1")),
-                ..option("region", "REGION", OptionKind::String)
+                ..ConfigOption::new("region", "REGION", OptionKind::String)
             },
-            ConfigOption { required: true, ..option("imageId", "IMAGE_ID", OptionKind::String) },
-            ConfigOption { secret: true, ..option("apiKey", "API_KEY", OptionKind::String) },
+            ConfigOption {
+                required: true,
+                ..ConfigOption::new("imageId", "IMAGE_ID", OptionKind::String)
+            },
+            ConfigOption {
+                secret: true,
+                ..ConfigOption::new("apiKey", "API_KEY", OptionKind::String)
+            },
             ConfigOption {
                 default: Some(json!("false")),
-                ..option("debug", "DEBUG", OptionKind::Bool)
+                ..ConfigOption::new("debug", "DEBUG", OptionKind::Bool)
             },
-            option("port", "PORT", OptionKind::Integer),
-            option("subnets", "SUBNETS", OptionKind::StringList),
-            option("tags", "TAGS", OptionKind::StringMap),
+            ConfigOption::new("port", "PORT", OptionKind::Integer),
+            ConfigOption::new("subnets", "SUBNETS", OptionKind::StringList),
+            ConfigOption::new("tags", "TAGS", OptionKind::StringMap),
         ],
     }
 }

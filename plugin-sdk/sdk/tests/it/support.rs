@@ -41,31 +41,25 @@ pub(crate) struct Scripted {
     late_done: Semaphore,
 }
 
-fn option(name: &str, env: &str, kind: OptionKind) -> ConfigOption {
-    ConfigOption {
-        name: name.to_owned(),
-        env: Some(env.to_owned()),
-        kind,
-        default: None,
-        required: false,
-        secret: false,
-        description: String::new(),
-    }
-}
-
 pub(crate) fn schema() -> ConfigSchema {
     ConfigSchema {
         options: vec![
             ConfigOption {
                 default: Some(json!("r-default")),
-                ..option("region", "TEST_REGION", OptionKind::String)
+                ..ConfigOption::new("region", "TEST_REGION", OptionKind::String)
             },
-            ConfigOption { required: true, ..option("zone", "TEST_ZONE", OptionKind::String) },
-            ConfigOption { secret: true, ..option("token", "TEST_TOKEN", OptionKind::String) },
-            option("verbose", "TEST_VERBOSE", OptionKind::Bool),
-            option("subnets", "TEST_SUBNETS", OptionKind::StringList),
-            option("labels", "TEST_LABELS", OptionKind::StringMap),
-            option("maxVms", "TEST_MAX_VMS", OptionKind::Integer),
+            ConfigOption {
+                required: true,
+                ..ConfigOption::new("zone", "TEST_ZONE", OptionKind::String)
+            },
+            ConfigOption {
+                secret: true,
+                ..ConfigOption::new("token", "TEST_TOKEN", OptionKind::String)
+            },
+            ConfigOption::new("verbose", "TEST_VERBOSE", OptionKind::Bool),
+            ConfigOption::new("subnets", "TEST_SUBNETS", OptionKind::StringList),
+            ConfigOption::new("labels", "TEST_LABELS", OptionKind::StringMap),
+            ConfigOption::new("maxVms", "TEST_MAX_VMS", OptionKind::Integer),
         ],
     }
 }
