@@ -40,6 +40,8 @@ pub struct DaemonBuilder {
     env: BTreeMap<String, String>,
     unset: Vec<String>,
     args: Vec<String>,
+    tls: bool,
+    forwarder_port: Option<u16>,
 }
 
 impl DaemonBuilder {
@@ -56,6 +58,20 @@ impl DaemonBuilder {
         self
     }
 
+    /// Keeps TLS to the forwarder on (by default the daemon runs with `-disable-tls`, for the
+    /// plain stand-in forwarder).
+    pub fn with_tls(mut self) -> DaemonBuilder {
+        self.tls = true;
+        self
+    }
+
+    /// Points the daemon at a forwarder the test runs itself on `127.0.0.1:port` instead of the
+    /// built-in stand-in that accepts and drops connections.
+    pub fn forwarder_port(mut self, port: u16) -> DaemonBuilder {
+        self.forwarder_port = Some(port);
+        self
+    }
+
     /// Appends a command-line argument after the built-in ones.
     pub fn arg(mut self, arg: impl Into<String>) -> DaemonBuilder {
         self.args.push(arg.into());
@@ -69,11 +85,18 @@ impl DaemonBuilder {
             .prefix("e2e")
             .tempdir_in("/tmp")
             .expect("creating a tempdir under /tmp");
-        let forwarder = TcpListener::bind("127.0.0.1:0").expect("binding the forwarder stand-in");
-        let port = forwarder.local_addr().expect("forwarder address").port();
-        let acceptor = forwarder.try_clone().expect("cloning the forwarder listener");
-        // Accept and drop, so readiness connects never fill the backlog.
-        std::thread::spawn(move || acceptor.incoming().for_each(drop));
+        let (forwarder, port) = match self.forwarder_port {
+            Some(port) => (None, port),
+            None => {
+                let stand_in =
+                    TcpListener::bind("127.0.0.1:0").expect("binding the forwarder stand-in");
+                let port = stand_in.local_addr().expect("forwarder address").port();
+                let acceptor = stand_in.try_clone().expect("cloning the forwarder listener");
+                // Accept and drop, so connects never fill the backlog.
+                std::thread::spawn(move || acceptor.incoming().for_each(drop));
+                (Some(stand_in), port)
+            }
+        };
         let mut env = BTreeMap::from([
             ("CAA_PLUGIN_DIR".to_owned(), bin_dir.display().to_string()),
             ("CAA_STATE_DIR".to_owned(), dir.path().join("state").display().to_string()),
@@ -86,14 +109,12 @@ impl DaemonBuilder {
             env.remove(key);
         }
         env.extend(self.env);
-        let mut daemon = DaemonProcess {
-            dir,
-            env,
-            args: self.args,
-            child: None,
-            _forwarder: forwarder,
-            starts: 0,
-        };
+        let mut args = self.args;
+        if !self.tls {
+            args.insert(0, "-disable-tls".to_owned());
+        }
+        let mut daemon =
+            DaemonProcess { dir, env, args, child: None, _forwarder: forwarder, starts: 0 };
         let pods = daemon.pods_dir();
         assert!(pods.as_os_str().len() <= 30, "pods dir {} is too long", pods.display());
         daemon.restart();
@@ -108,7 +129,7 @@ pub struct DaemonProcess {
     env: BTreeMap<String, String>,
     args: Vec<String>,
     child: Option<Child>,
-    _forwarder: TcpListener,
+    _forwarder: Option<TcpListener>,
     starts: u32,
 }
 

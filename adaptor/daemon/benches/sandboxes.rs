@@ -54,7 +54,7 @@ impl Daemon {
             .env("FORWARDER_PORT", forwarder_port.to_string())
             .env("MOCK_LATENCY_MS", latency)
             .env("RUST_LOG", "warn")
-            .args(["mock", "-socket"])
+            .args(["mock", "-disable-tls", "-socket"])
             .arg(&socket)
             .arg("-pods-dir")
             .arg(dir.join("p"))

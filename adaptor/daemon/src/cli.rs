@@ -17,7 +17,6 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use crate::config::{Config, ConfigError, Source};
 use crate::provider::{self, PluginName};
 
-mod go_flags;
 mod options;
 
 use options::Options;
@@ -86,7 +85,7 @@ pub fn parse_with_plugin_dirs(
 
     let command =
         Options::command().no_binary_name(true).bin_name(format!("cloud-api-adaptor {provider}"));
-    let rest = go_flags::normalize(&command, args.collect());
+    let rest = caa_go_flags::normalize(&command, args.collect());
     let matches = match command.try_get_matches_from(rest) {
         Ok(m) => m,
         Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use caa_plugin_host::{PluginSpec, Supervisor};
 
+use crate::agent_proxy::{AgentProxies, AgentTls, WorkerInterceptor};
 use crate::config::Config;
 use crate::hypervisor::{HypervisorServer, ServeError};
 use crate::metrics::{Metrics, PluginMethod};
 use crate::probe::ProbeServer;
 use crate::provider::ResolvedPlugin;
-use crate::sandbox::{ManagerSettings, SandboxManager, TcpReadiness};
+use crate::sandbox::{ManagerSettings, SandboxManager};
 use crate::state::{StateError, StateStore};
 
 /// Why the daemon stopped with an error.
@@ -32,6 +33,9 @@ pub enum RunError {
         #[source]
         source: caa_plugin_host::HostError,
     },
+    /// TLS for the agent proxy could not be set up (certificates, CA dir, profile).
+    #[error("setting up TLS for the agent proxy: {0}")]
+    Tls(#[source] caa_tls::TlsError),
     /// `CLOUD_CONFIG_VERIFY` is set and the plugin rejected its config.
     #[error("cloud config verification failed: {0}")]
     Verify(String),
@@ -80,9 +84,10 @@ pub async fn run(config: Config, plugin: ResolvedPlugin) -> Result<(), RunError>
         default_start_budget: Duration::from_secs(540),
         max_user_data_bytes: limits,
     };
-    let readiness = Arc::new(TcpReadiness::default());
+    let tls = AgentTls::from_config(&config.tls, &config.state_dir).map_err(RunError::Tls)?;
+    let proxies = Arc::new(AgentProxies::new(tls, WorkerInterceptor::default()));
     let manager =
-        SandboxManager::with_metrics(settings, supervisor.clone(), store, readiness, metrics);
+        SandboxManager::with_metrics(settings, supervisor.clone(), store, proxies, metrics);
     manager.reconcile().await;
     let ready = Arc::new(AtomicBool::new(false));
     let probe = ProbeServer::start(config.probe_port, ready.clone(), manager.clone())

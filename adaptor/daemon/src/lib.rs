@@ -19,6 +19,7 @@
 //! - [`probe`]: the HTTP endpoint serving `/startup` and `/metrics`;
 //! - [`daemon`]: the daemon's life from start to signal.
 
+pub mod agent_proxy;
 pub mod annotations;
 pub mod cli;
 pub mod config;

@@ -52,6 +52,18 @@ pub mod podvminfo {
     pub use crate::generated::{podvminfo::*, podvminfo_ttrpc::*};
 }
 
+/// The part of the Kata agent API (package `grpc`) that the agent proxy, the forwarder and the
+/// test agent decode. Messages only: the proxy relays frames and registers no agent service.
+/// Fields not modelled are kept as unknown fields and written back on re-encoding.
+pub mod agent {
+    pub use crate::generated::agent::*;
+}
+
+/// ttrpc service name of the Kata agent's main service.
+pub const AGENT_SERVICE: &str = "grpc.AgentService";
+/// ttrpc service name of the Kata agent's health service.
+pub const HEALTH_SERVICE: &str = "grpc.Health";
+
 /// ttrpc service name of [`hypervisor::Hypervisor`] as it appears on the wire.
 pub const HYPERVISOR_SERVICE: &str = "hypervisor.Hypervisor";
 /// ttrpc service name of [`podvminfo::PodVmInfo`] as it appears on the wire.

@@ -22,7 +22,7 @@ pub use error::UserDataError;
 pub use forwarder::{ForwarderConfig, Neighbor, PodNetwork, Route};
 pub use initdata::{MAX_INITDATA_TOML_BYTES, decode_initdata, encode_initdata};
 pub use netenum::{NeighborState, RouteProtocol, RouteScope};
-pub use parse::{MAX_FILES, MAX_PATH_BYTES};
+pub use parse::{IgnoredItemKey, MAX_FILES, MAX_PATH_BYTES, SkippedFile};
 
 use forwarder::Redacted;
 
@@ -157,11 +157,15 @@ pub fn check_size(rendered: &str, max: Option<u64>) -> Result<(), UserDataError>
 #[derive(Clone, PartialEq, Eq)]
 pub struct ParsedUserData {
     /// Every `write_files` entry in document order, content as a YAML reader sees it (non-empty
-    /// content ends with the newline the literal block adds). Callers write only
+    /// content ends with the newline the literal block adds; `encoding: b64` content decoded). Callers write only
     /// [`ALLOWED_PATHS`]; for duplicate paths the last entry wins.
     pub files: Vec<WriteFile>,
     /// Top-level keys other than `write_files`, skipped (upstream's reader fails on them).
     pub ignored_keys: Vec<String>,
+    /// Keys inside `write_files` entries that were skipped (`defer`, unknown ones).
+    pub ignored_item_keys: Vec<IgnoredItemKey>,
+    /// Entries left out of [`files`](Self::files): an unsupported `encoding` or `append` true.
+    pub skipped_files: Vec<SkippedFile>,
     /// Decoded `/run/peerpod/apf.json`.
     pub forwarder: Option<ForwarderConfig>,
     /// `/run/peerpod/auth.json` without the trailing newline the literal block added.
@@ -177,6 +181,8 @@ impl fmt::Debug for ParsedUserData {
         f.debug_struct("ParsedUserData")
             .field("files", &self.files)
             .field("ignored_keys", &self.ignored_keys)
+            .field("ignored_item_keys", &self.ignored_item_keys)
+            .field("skipped_files", &self.skipped_files)
             .field("forwarder", &self.forwarder)
             .field("auth_json", &self.auth_json.as_ref().map(|a| Redacted(a.len())))
             .field("initdata", &self.initdata.as_ref().map(|a| Redacted(a.len())))
@@ -213,6 +219,8 @@ pub fn parse(text: &str) -> Result<ParsedUserData, UserDataError> {
     let mut out = ParsedUserData {
         files: doc.files,
         ignored_keys: doc.ignored_keys,
+        ignored_item_keys: doc.ignored_item_keys,
+        skipped_files: doc.skipped_files,
         forwarder: None,
         auth_json: None,
         initdata: None,

@@ -5,14 +5,26 @@
 //! - top-level `write_files:` with a block sequence (at any indentation, also column 0) or `[]`;
 //!   any other top-level key is skipped together with its indented block and reported;
 //! - each item a block mapping (`- key: value` then keys aligned under the first) with keys
-//!   `path`, `content`, `owner`, `permissions`; `encoding`, `append`, `defer` and unknown keys are
-//!   errors (their meaning would change what must be written);
+//!   `path`, `content`, `owner`, `permissions`, `encoding`, `append`;
 //! - values: literal block scalars `|` with optional chomping (`-`, `+`) and indentation digit,
 //!   single-line plain, 'single-quoted' or "double-quoted" (common escapes) scalars; `~`/`null`
 //!   read as empty. Folded (`>`), flow collections, anchors, tags and multi-line flow scalars are
-//!   errors.
+//!   errors in those keys.
+//!
+//! Unlike upstream's strict reader, unknown things are tolerated where skipping them cannot
+//! change what a written file holds:
+//!
+//! - any other item key (`defer`, `source`, `mode`, ...) is skipped with its value (whatever its
+//!   form: the lines indented under it) and reported in [`IgnoredItemKey`];
+//! - `encoding: b64` or `base64` content is decoded (ASCII whitespace ignored, padding optional;
+//!   it must decode to UTF-8); `text/plain` or no encoding is the content as written;
+//! - an item with any other encoding (`gzip`, `gz+b64`, ...) or with `append` true (`true`,
+//!   `yes`, `on`, `1`, any case, like cloud-init) is not returned as a file but reported in
+//!   [`SkippedFile`]: writing it as-is would be wrong, and the rest of the document stays usable.
 //!
 //! Errors name a line number and a reason, never the content (it holds secrets).
+
+mod scalar;
 
 use crate::UserDataError;
 use crate::cloud_config::WriteFile;
@@ -22,11 +34,34 @@ pub const MAX_PATH_BYTES: usize = 4096;
 /// Most `write_files` entries the parser accepts.
 pub const MAX_FILES: usize = 64;
 
-/// The `write_files` entries and the top-level keys that were skipped.
+/// Longest key or encoding name kept in a report (hostile input cannot bloat logs).
+const MAX_REPORTED_CHARS: usize = 64;
+
+/// A key inside a `write_files` entry that the parser skipped together with its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IgnoredItemKey {
+    /// The entry's path.
+    pub path: String,
+    /// The key, cut to 64 characters.
+    pub key: String,
+}
+
+/// A `write_files` entry that was read but must not be written as it stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedFile {
+    /// The entry's path.
+    pub path: String,
+    /// Why, e.g. `encoding gzip is not supported` (never the content).
+    pub reason: String,
+}
+
+/// The `write_files` entries and what was skipped.
 #[derive(Debug, Default)]
 pub(crate) struct Document {
     pub(crate) files: Vec<WriteFile>,
     pub(crate) ignored_keys: Vec<String>,
+    pub(crate) ignored_item_keys: Vec<IgnoredItemKey>,
+    pub(crate) skipped_files: Vec<SkippedFile>,
 }
 
 pub(crate) fn parse_document(text: &str) -> Result<Document, UserDataError> {
@@ -56,7 +91,7 @@ pub(crate) fn parse_document(text: &str) -> Result<Document, UserDataError> {
         let (key, rest) = p.key_value(line)?;
         if key != "write_files" {
             if doc.ignored_keys.len() < MAX_FILES {
-                doc.ignored_keys.push(key.chars().take(64).collect());
+                doc.ignored_keys.push(key.chars().take(MAX_REPORTED_CHARS).collect());
             }
             p.i += 1;
             p.skip_nested_block();
@@ -69,7 +104,7 @@ pub(crate) fn parse_document(text: &str) -> Result<Document, UserDataError> {
         match strip_comment(rest).trim() {
             "" => {
                 p.i += 1;
-                p.sequence(&mut doc.files)?;
+                p.sequence(&mut doc)?;
             }
             "[]" => p.i += 1,
             _ => return Err(p.err("write_files must be a block sequence or []")),
@@ -81,6 +116,31 @@ pub(crate) fn parse_document(text: &str) -> Result<Document, UserDataError> {
 struct Parser<'a> {
     lines: Vec<&'a str>,
     i: usize,
+}
+
+/// One parsed `write_files` item: the file, the keys read past, and why it must not be written.
+struct Item {
+    file: WriteFile,
+    ignored_keys: Vec<String>,
+    skip: Option<String>,
+}
+
+/// cloud-init's reading of `append` (YAML 1.1 booleans and its string forms).
+fn is_truthy(value: &str) -> bool {
+    matches!(value.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "on" | "1")
+}
+
+/// `encoding: b64` content: whitespace (line breaks of a wrapped block) ignored, padding optional.
+fn decode_base64(content: &str) -> Result<String, &'static str> {
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const ENGINE: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let compact: Vec<u8> = content.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    let bytes = ENGINE.decode(compact).map_err(|_| "b64 content is not valid base64")?;
+    String::from_utf8(bytes).map_err(|_| "b64 content does not decode to UTF-8")
 }
 
 fn is_blank(line: &str) -> bool {
@@ -146,7 +206,8 @@ impl<'a> Parser<'a> {
         (from..self.lines.len()).find(|&k| !is_blank_or_comment(self.lines[k]))
     }
 
-    fn sequence(&mut self, files: &mut Vec<WriteFile>) -> Result<(), UserDataError> {
+    fn sequence(&mut self, doc: &mut Document) -> Result<(), UserDataError> {
+        let mut items = 0;
         let mut seq_indent: Option<usize> = None;
         while let Some(k) = self.next_content_line(self.i) {
             self.i = k;
@@ -167,16 +228,29 @@ impl<'a> Parser<'a> {
                 Some(s) if ind == s && is_dash(rest) => {}
                 Some(_) => return Err(self.err("unexpected indentation in write_files")),
             }
-            if files.len() >= MAX_FILES {
+            if items >= MAX_FILES {
                 return Err(self.err(format!("more than {MAX_FILES} write_files entries")));
             }
-            files.push(self.item(ind)?);
+            items += 1;
+            let item = self.item(ind)?;
+            for key in item.ignored_keys {
+                if doc.ignored_item_keys.len() < MAX_FILES {
+                    doc.ignored_item_keys
+                        .push(IgnoredItemKey { path: item.file.path.clone(), key });
+                }
+            }
+            match item.skip {
+                Some(reason) => {
+                    doc.skipped_files.push(SkippedFile { path: item.file.path, reason });
+                }
+                None => doc.files.push(item.file),
+            }
         }
         Ok(())
     }
 
     /// One `- key: value ...` item whose dash is at column `dash`.
-    fn item(&mut self, dash: usize) -> Result<WriteFile, UserDataError> {
+    fn item(&mut self, dash: usize) -> Result<Item, UserDataError> {
         let item_line = self.i + 1;
         let line = self.lines[self.i];
         let after = &line[dash + 1..];
@@ -198,6 +272,8 @@ impl<'a> Parser<'a> {
         }
         let mut file = WriteFile::default();
         let mut seen: Vec<&str> = Vec::new();
+        let mut ignored_keys = Vec::new();
+        let (mut encoding, mut append) = (None, None);
         loop {
             let text = match first.take() {
                 Some(t) => t,
@@ -217,12 +293,11 @@ impl<'a> Parser<'a> {
             };
             let (key, rest) = self.key_value(text)?;
             let key_err = |reason: String| UserDataError::Syntax { line: self.i + 1, reason };
-            match key {
-                "path" | "content" | "owner" | "permissions" => {}
-                "encoding" | "append" | "defer" => {
-                    return Err(key_err(format!("unsupported write_files key {key}")));
-                }
-                _ => return Err(key_err("unknown write_files key".to_owned())),
+            if !matches!(key, "path" | "content" | "owner" | "permissions" | "encoding" | "append")
+            {
+                ignored_keys.push(key.chars().take(MAX_REPORTED_CHARS).collect());
+                self.skip_value(rest, key_col);
+                continue;
             }
             if seen.contains(&key) {
                 return Err(key_err(format!("duplicate key {key}")));
@@ -233,7 +308,9 @@ impl<'a> Parser<'a> {
                 "path" => file.path = value,
                 "content" => file.content = value,
                 "owner" => file.owner = Some(value),
-                _ => file.permissions = Some(value),
+                "permissions" => file.permissions = Some(value),
+                "encoding" => encoding = Some(value),
+                _ => append = Some(value),
             }
         }
         let item_err =
@@ -244,7 +321,39 @@ impl<'a> Parser<'a> {
         if file.path.len() > MAX_PATH_BYTES {
             return Err(item_err("path too long"));
         }
-        Ok(file)
+        let encoding = encoding.map(|e| e.trim().to_ascii_lowercase());
+        let skip = if append.as_deref().is_some_and(is_truthy) {
+            Some("append is not supported".to_owned())
+        } else {
+            match encoding.as_deref() {
+                None | Some("" | "text/plain") => None,
+                Some("b64" | "base64") => {
+                    file.content = decode_base64(&file.content).map_err(item_err)?;
+                    None
+                }
+                Some(other) => {
+                    let name: String = other.chars().take(MAX_REPORTED_CHARS).collect();
+                    Some(format!("encoding {name} is not supported"))
+                }
+            }
+        };
+        Ok(Item { file, ignored_keys, skip })
+    }
+
+    /// Skips the value of an ignored key on line `self.i`: the rest of the line and every line
+    /// indented under the key (plus a same-column `- ` sequence when the line has no value).
+    fn skip_value(&mut self, rest: &str, key_col: usize) {
+        let bare = strip_comment(rest).trim_matches([' ', '\t']).is_empty();
+        self.i += 1;
+        while let Some(line) = self.lines.get(self.i) {
+            let ind = indent_of(line);
+            let nested = ind > key_col || (bare && ind == key_col && is_dash(&line[ind..]));
+            if is_blank_or_comment(line) || nested {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
     }
 
     /// The value after `key:` on line `self.i`; leaves `self.i` on the next unread line.
@@ -278,161 +387,5 @@ impl<'a> Parser<'a> {
         };
         self.i += 1;
         Ok(value)
-    }
-
-    fn after_quote(&self, tail: &str) -> Result<(), UserDataError> {
-        let tail = tail.trim_start_matches([' ', '\t']);
-        if tail.is_empty() || tail.starts_with('#') {
-            Ok(())
-        } else {
-            Err(self.err("text after a closing quote"))
-        }
-    }
-
-    fn single_quoted(&self, body: &str) -> Result<String, UserDataError> {
-        let mut out = String::new();
-        let mut chars = body.char_indices().peekable();
-        while let Some((k, c)) = chars.next() {
-            if c != '\'' {
-                out.push(c);
-            } else if chars.peek().is_some_and(|&(_, n)| n == '\'') {
-                chars.next();
-                out.push('\'');
-            } else {
-                self.after_quote(&body[k + 1..])?;
-                return Ok(out);
-            }
-        }
-        Err(self.err("unterminated or multi-line single-quoted scalar"))
-    }
-
-    fn double_quoted(&self, body: &str) -> Result<String, UserDataError> {
-        let mut out = String::new();
-        let mut chars = body.char_indices();
-        while let Some((k, c)) = chars.next() {
-            match c {
-                '"' => {
-                    self.after_quote(&body[k + 1..])?;
-                    return Ok(out);
-                }
-                '\\' => {
-                    let Some((_, e)) = chars.next() else { break };
-                    let hex_len = match e {
-                        'x' => 2,
-                        'u' => 4,
-                        'U' => 8,
-                        _ => 0,
-                    };
-                    if hex_len > 0 {
-                        let hex: String = chars.by_ref().take(hex_len).map(|(_, h)| h).collect();
-                        let ch = u32::from_str_radix(&hex, 16)
-                            .ok()
-                            .filter(|_| hex.len() == hex_len)
-                            .and_then(char::from_u32)
-                            .ok_or_else(|| self.err("bad escape in double-quoted scalar"))?;
-                        out.push(ch);
-                        continue;
-                    }
-                    out.push(match e {
-                        '\\' => '\\',
-                        '"' => '"',
-                        '/' => '/',
-                        ' ' => ' ',
-                        'n' => '\n',
-                        't' | '\t' => '\t',
-                        'r' => '\r',
-                        '0' => '\0',
-                        'b' => '\u{8}',
-                        'f' => '\u{c}',
-                        _ => return Err(self.err("unsupported escape in double-quoted scalar")),
-                    });
-                }
-                other => out.push(other),
-            }
-        }
-        Err(self.err("unterminated or multi-line double-quoted scalar"))
-    }
-}
-
-/// Chomping of a literal block scalar.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Chomp {
-    Clip,
-    Strip,
-    Keep,
-}
-
-impl Parser<'_> {
-    /// `|` block: `header` is what follows the bar; `parent` is the key's column.
-    fn literal_block(&mut self, header: &str, parent: usize) -> Result<String, UserDataError> {
-        let header = strip_comment(header).trim_end_matches([' ', '\t']);
-        let mut chomp = Chomp::Clip;
-        let mut explicit: Option<usize> = None;
-        for c in header.chars() {
-            match c {
-                '-' if chomp == Chomp::Clip => chomp = Chomp::Strip,
-                '+' if chomp == Chomp::Clip => chomp = Chomp::Keep,
-                '1'..='9' if explicit.is_none() => explicit = Some(c as usize - '0' as usize),
-                _ => return Err(self.err("bad block scalar header")),
-            }
-        }
-        let start = self.i + 1;
-        let indent = match explicit {
-            Some(d) => parent + d,
-            None => {
-                let first = (start..self.lines.len()).find(|&k| !is_blank(self.lines[k]));
-                let detected = first.map_or(0, |k| indent_of(self.lines[k]));
-                let leading = first.unwrap_or(self.lines.len());
-                if detected > parent
-                    && self.lines[start..leading].iter().any(|l| indent_of(l) > detected)
-                {
-                    self.i = start;
-                    return Err(self.err("leading blank line indented more than the block"));
-                }
-                detected
-            }
-        };
-        // None = an empty line, Some = a content line.
-        let mut lines: Vec<Option<&str>> = Vec::new();
-        let mut k = start;
-        if indent > parent {
-            while let Some(&line) = self.lines.get(k) {
-                let spaces = indent_of(line);
-                if is_blank(line) {
-                    lines.push((spaces > indent).then(|| &line[indent..]));
-                } else if spaces >= indent {
-                    lines.push(Some(&line[indent..]));
-                } else {
-                    break;
-                }
-                k += 1;
-            }
-        }
-        // A final "line" after the document's last newline is not a line.
-        if k == self.lines.len() && lines.last() == Some(&None) {
-            lines.pop();
-        }
-        self.i = k;
-        let last = lines.iter().rposition(Option::is_some);
-        let mut out = String::new();
-        if let Some(last) = last {
-            for (n, line) in lines[..=last].iter().enumerate() {
-                if n > 0 {
-                    out.push('\n');
-                }
-                out.push_str(line.unwrap_or(""));
-            }
-        }
-        match chomp {
-            Chomp::Strip => {}
-            Chomp::Clip if last.is_some() => out.push('\n'),
-            Chomp::Clip => {}
-            Chomp::Keep => {
-                let trailing = lines.len() - last.map_or(0, |l| l + 1);
-                let breaks = trailing + usize::from(last.is_some());
-                out.extend(std::iter::repeat_n('\n', breaks));
-            }
-        }
-        Ok(out)
     }
 }

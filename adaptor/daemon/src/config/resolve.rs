@@ -169,11 +169,11 @@ impl Config {
         });
         c.tls.cipher_suites = r.parse("tls-cipher-suites", Vec::new(), |s| {
             let names = values::list(s);
-            match names.iter().find(|n| !values::CIPHER_SUITES.contains(n)) {
-                Some(bad) => Err(format!(
-                    "unknown cipher suite {bad:?}; supported: {}",
-                    values::CIPHER_SUITES.join(",")
-                )),
+            let supported = caa_tls::supported_cipher_suites();
+            match names.iter().find(|n| !supported.contains(n)) {
+                Some(bad) => {
+                    Err(format!("unknown cipher suite {bad:?}; supported: {}", supported.join(",")))
+                }
                 None => Ok(names.into_iter().map(str::to_owned).collect()),
             }
         });

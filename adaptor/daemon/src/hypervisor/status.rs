@@ -45,7 +45,9 @@ pub(crate) fn to_ttrpc(e: &SandboxError) -> caa_kata_protos::ttrpc::Error {
             Code::UNAVAILABLE
         }
         SandboxError::Deadline(_) => Code::DEADLINE_EXCEEDED,
-        SandboxError::Files { .. } | SandboxError::State(_) => Code::INTERNAL,
+        SandboxError::Files { .. } | SandboxError::State(_) | SandboxError::Tls(_) => {
+            Code::INTERNAL
+        }
     };
     rpc_error(code, e.to_string())
 }

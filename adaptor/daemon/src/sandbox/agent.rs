@@ -1,69 +1,41 @@
-//! How StartVM decides the pod VM is ready. The agent proxy (its own issue) will implement
-//! [`AgentConnector`] with the real TLS connection to the agent-protocol-forwarder; until then
-//! [`TcpReadiness`] waits for a TCP connect to `ips[0]:<forwarder-port>`, retrying within the
-//! proxy timeout like upstream's dial loop.
+//! How StartVM reaches the pod VM's agent: the [`AgentConnector`] sets up the sandbox's agent
+//! socket and its connection to the forwarder ([`crate::agent_proxy::AgentProxies`] in the
+//! daemon), and supplies the TLS material that goes into each VM's apf.json.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::pin::Pin;
-use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Connects a sandbox to its pod VM's forwarder.
+use crate::agent_proxy::VmTls;
+
+/// The future [`AgentConnector::connect`] returns.
+pub type ConnectFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// One sandbox's agent path.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentTarget<'a> {
+    /// The sandbox.
+    pub sandbox_id: &'a str,
+    /// Where the shim connects (`<pods-dir>/<sid>/agent.ttrpc`).
+    pub socket: &'a Path,
+    /// The forwarder in the VM.
+    pub endpoint: SocketAddr,
+    /// The instance name (the name in the VM's TLS certificate).
+    pub instance_name: &'a str,
+}
+
+/// Connects sandboxes to their pod VMs' forwarders.
 pub trait AgentConnector: Send + Sync + std::fmt::Debug + 'static {
-    /// Resolves once the forwarder at `endpoint` is reachable, or fails by `deadline`.
-    fn connect<'a>(
-        &'a self,
-        sandbox_id: &'a str,
-        endpoint: SocketAddr,
-        deadline: Instant,
-    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+    /// The TLS part of a new VM's apf.json.
+    fn vm_tls(&self, instance_name: &str) -> Result<VmTls, String>;
 
-    /// Drops whatever `connect` set up for the sandbox.
-    fn disconnect(&self, _sandbox_id: &str) {}
-}
+    /// Listens on the sandbox's agent socket and resolves once the forwarder is connected, or
+    /// fails by `deadline` (and then stops listening).
+    fn connect<'a>(&'a self, target: AgentTarget<'a>, deadline: Instant) -> ConnectFuture<'a>;
 
-/// Readiness by TCP connect, retried every `interval`.
-#[derive(Debug, Clone)]
-pub struct TcpReadiness {
-    /// Pause between attempts.
-    pub interval: Duration,
-}
-
-impl Default for TcpReadiness {
-    fn default() -> TcpReadiness {
-        TcpReadiness { interval: Duration::from_millis(500) }
-    }
-}
-
-impl AgentConnector for TcpReadiness {
-    fn connect<'a>(
-        &'a self,
-        sandbox_id: &'a str,
-        endpoint: SocketAddr,
-        deadline: Instant,
-    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
-        Box::pin(async move {
-            let mut attempts = 0u32;
-            loop {
-                attempts += 1;
-                let left = deadline.saturating_duration_since(Instant::now());
-                let attempt = tokio::time::timeout(
-                    left.min(Duration::from_secs(10)),
-                    tokio::net::TcpStream::connect(endpoint),
-                );
-                let last = match attempt.await {
-                    Ok(Ok(_stream)) => return Ok(()),
-                    Ok(Err(e)) => e.to_string(),
-                    Err(_) => "connect timed out".to_owned(),
-                };
-                if Instant::now() + self.interval >= deadline {
-                    return Err(format!("not reachable after {attempts} attempts: {last}"));
-                }
-                tracing::debug!(sandbox_id, %endpoint, attempts, error = %last, "forwarder not reachable yet");
-                tokio::time::sleep(self.interval).await;
-            }
-        })
-    }
+    /// Tears down what `connect` set up for the sandbox.
+    fn disconnect(&self, sandbox_id: &str);
 }

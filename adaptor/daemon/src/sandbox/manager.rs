@@ -270,9 +270,15 @@ impl SandboxManager {
         create_private_dir(&dir)?;
         let agent_socket = dir.join("agent.ttrpc");
 
+        let tls = self.inner.agent.vm_tls(&name).map_err(SandboxError::Tls)?;
         let forwarder = ForwarderConfig {
             pod_name: pod.name.clone(),
             pod_namespace: pod.namespace.clone(),
+            tls_server_cert: tls.server_cert,
+            tls_server_key: tls.server_key,
+            tls_client_ca: tls.client_ca,
+            tls_min_version: tls.min_version,
+            tls_cipher_suites: tls.cipher_suites,
             ..ForwarderConfig::default()
         };
         let apf = forwarder.to_json()?;

@@ -9,7 +9,7 @@ mod reconcile;
 mod request;
 mod start;
 
-pub use agent::{AgentConnector, TcpReadiness};
+pub use agent::{AgentConnector, AgentTarget, ConnectFuture};
 pub use manager::{ManagerSettings, SandboxManager};
 pub use reconcile::ReconcileReport;
 pub use request::{CreateVm, VmRequestSpec};
@@ -54,6 +54,9 @@ pub enum SandboxError {
     /// Rendering the userdata failed.
     #[error("rendering the pod VM userdata: {0}")]
     UserData(#[from] caa_userdata::UserDataError),
+    /// The VM's TLS certificate could not be issued.
+    #[error("issuing the pod VM's TLS certificate: {0}")]
+    Tls(String),
     /// The plugin could not create the instance.
     #[error("creating an instance : {0}")]
     Create(Box<caa_plugin_host::CallError>),

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use caa_plugin_proto::{CreateInstanceResult, InstanceSpec, tags};
 
+use super::AgentTarget;
 use super::manager::{Sandbox, SandboxManager};
 use crate::metrics::{PluginMethod, ReconcileAction};
 use crate::naming::PodRef;
@@ -53,7 +54,9 @@ impl SandboxManager {
             if record.phase == Phase::Running && record.instance_id.is_some() {
                 known.extend(record.instance_id.clone());
                 report.adopted.push(record.sandbox_id.as_str().to_owned());
-                self.adopt(self.restored(&record));
+                let sandbox = self.restored(&record);
+                self.reattach_agent(&sandbox);
+                self.adopt(sandbox);
                 continue;
             }
             self.finish_abandoned(record, &mut report, &mut known).await;
@@ -71,6 +74,32 @@ impl SandboxManager {
             "reconciled sandbox records with the provider"
         );
         report
+    }
+
+    /// A re-adopted sandbox gets its agent socket and forwarder connection back (the TLS
+    /// material persists in the state dir), so a shim that reconnects finds its agent again.
+    fn reattach_agent(&self, sandbox: &Sandbox) {
+        let Some(ip) = sandbox.instance.as_ref().and_then(|vm| vm.ips.first()?.parse().ok()) else {
+            return;
+        };
+        let endpoint = std::net::SocketAddr::new(ip, self.inner.settings.forwarder_port);
+        let (agent, id, socket, name) = (
+            self.inner.agent.clone(),
+            sandbox.id.as_str().to_owned(),
+            sandbox.agent_socket.clone(),
+            sandbox.instance_name.clone(),
+        );
+        let deadline = tokio::time::Instant::now() + self.inner.settings.proxy_timeout;
+        tokio::spawn(async move {
+            let target =
+                AgentTarget { sandbox_id: &id, socket: &socket, endpoint, instance_name: &name };
+            match agent.connect(target, deadline).await {
+                Ok(()) => tracing::info!(sandbox_id = %id, "agent proxy re-established"),
+                Err(e) => {
+                    tracing::warn!(sandbox_id = %id, error = %e, "agent proxy not re-established");
+                }
+            }
+        });
     }
 
     fn restored(&self, record: &SandboxRecord) -> Sandbox {

@@ -11,8 +11,8 @@ use caa_plugin_proto::{CreateInstanceParams, CreateInstanceResult, tags};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::SandboxError;
 use super::manager::{Sandbox, SandboxManager, SandboxState};
+use super::{AgentTarget, SandboxError};
 use crate::metrics::PluginMethod;
 use crate::sandbox_id::SandboxId;
 use crate::state::{Phase, SandboxRecord};
@@ -142,9 +142,15 @@ impl SandboxManager {
         let ip: IpAddr = vm.ips.first().and_then(|ip| ip.parse().ok()).ok_or(SandboxError::NoIp)?;
         let endpoint = SocketAddr::new(ip, self.inner.settings.forwarder_port);
         let ready_by = deadline.min(Instant::now() + self.inner.settings.proxy_timeout);
+        let target = AgentTarget {
+            sandbox_id: sandbox.id.as_str(),
+            socket: &sandbox.agent_socket,
+            endpoint,
+            instance_name: &sandbox.instance_name,
+        };
         self.inner
             .agent
-            .connect(sandbox.id.as_str(), endpoint, ready_by)
+            .connect(target, ready_by)
             .await
             .map_err(|message| SandboxError::Agent { endpoint: endpoint.to_string(), message })?;
         record.phase = Phase::Running;

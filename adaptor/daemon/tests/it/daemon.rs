@@ -1,6 +1,7 @@
 //! A daemon assembled in-process for lifecycle tests: the real `caa-provider-mock` plugin under
 //! a supervisor, a state directory, a pods directory and the ttrpc server on a socket in a
-//! tempdir, plus a loopback listener standing in for the pod VM's agent-protocol-forwarder.
+//! tempdir, with the real agent proxy (plain TCP) and, standing in for the pod VM, the real
+//! forwarder (in-process, on loopback) in front of the test kata agent.
 //! Calls go through the generated ttrpc client, as the Kata shim's would.
 
 use std::collections::{BTreeMap, HashMap};
@@ -8,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
+use caa_adaptor::agent_proxy::{AgentProxies, AgentTls, WorkerInterceptor};
 use caa_adaptor::hypervisor::HypervisorServer;
-use caa_adaptor::sandbox::{ManagerSettings, SandboxManager, TcpReadiness};
+use caa_adaptor::sandbox::{ManagerSettings, SandboxManager};
 use caa_adaptor::state::StateStore;
 use caa_kata_protos::hypervisor::{
     CreateVMRequest, HypervisorClient, StartVMRequest, StopVMRequest,
@@ -43,7 +45,7 @@ pub(crate) struct Daemon {
     pub(crate) manager: SandboxManager,
     pub(crate) supervisor: Supervisor,
     server: Option<HypervisorServer>,
-    _forwarder: Option<tokio::net::TcpListener>,
+    _vm: Option<(caa_forwarder::Forwarder, caa_test_agent::TestAgent)>,
     pub(crate) socket: PathBuf,
 }
 
@@ -72,8 +74,7 @@ impl Daemon {
 
     /// Starts a daemon over an existing directory (a restart keeps state and mock state file).
     pub(crate) async fn start_in(dir: tempfile::TempDir, opts: Options) -> Daemon {
-        let forwarder = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = forwarder.local_addr().unwrap().port();
+        let (vm, port) = pod_vm(dir.path(), opts.forwarder_up).await;
         let mut spec = PluginSpec::new("mock", PluginCommand::new(mock_plugin()));
         spec.config = opts.mock_config;
         spec.config.insert(
@@ -93,14 +94,13 @@ impl Daemon {
             max_user_data_bytes: None,
         };
         let store = StateStore::open(dir.path().join("state")).unwrap();
-        let readiness = TcpReadiness { interval: Duration::from_millis(50) };
-        let manager = SandboxManager::new(settings, supervisor.clone(), store, Arc::new(readiness));
+        let proxies = AgentProxies::new(AgentTls::Disabled, WorkerInterceptor::default());
+        let manager = SandboxManager::new(settings, supervisor.clone(), store, Arc::new(proxies));
         manager.reconcile().await;
         let socket = dir.path().join("hypervisor.sock");
         let server =
             HypervisorServer::start(manager.clone(), &socket, None).await.expect("serving");
-        let forwarder = opts.forwarder_up.then_some(forwarder);
-        Daemon { dir, manager, supervisor, server: Some(server), _forwarder: forwarder, socket }
+        Daemon { dir, manager, supervisor, server: Some(server), _vm: vm, socket }
     }
 
     pub(crate) async fn client(&self) -> (HypervisorClient, PodVmInfoClient) {
@@ -131,6 +131,36 @@ impl Daemon {
         self.supervisor.shutdown().await;
         self.dir
     }
+}
+
+/// The pod VM side on loopback: the forwarder (plain TCP) and the test agent. Without it, a
+/// port nothing listens on.
+async fn pod_vm(
+    dir: &Path,
+    up: bool,
+) -> (Option<(caa_forwarder::Forwarder, caa_test_agent::TestAgent)>, u16) {
+    if !up {
+        let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        return (None, unused.local_addr().unwrap().port());
+    }
+    let vm = dir.join("vm");
+    std::fs::create_dir_all(&vm).unwrap();
+    std::fs::write(vm.join("apf.json"), r#"{"pod-network":{}}"#).unwrap();
+    let agent = caa_test_agent::TestAgent::start(&vm.join("agent.sock")).await.unwrap();
+    let args = [
+        "apf".to_owned(),
+        "-disable-tls".to_owned(),
+        "-listen=127.0.0.1:0".to_owned(),
+        format!("-config={}", vm.join("apf.json").display()),
+        format!("-kata-agent-socket={}", vm.join("agent.sock").display()),
+    ];
+    let options = caa_forwarder::cli::Options::parse_go(args.map(Into::into)).unwrap();
+    let forwarder =
+        caa_forwarder::Forwarder::start(&options, caa_forwarder::podnet::without_pod_network())
+            .await
+            .unwrap();
+    let port = forwarder.local_addr().port();
+    (Some((forwarder, agent)), port)
 }
 
 pub(crate) fn create_request(id: &str, pod: &str) -> CreateVMRequest {

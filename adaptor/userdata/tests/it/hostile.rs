@@ -82,8 +82,6 @@ fn wrong_types_and_bad_encodings_are_errors() {
 fn malformed_yaml_is_a_syntax_error_with_a_line_number() {
     for (doc, line) in [
         ("write_files:\n  - path: /a\n      content: x\n", 3),
-        ("write_files:\n  - path: /a\n    encoding: b64\n", 3),
-        ("write_files:\n  - path: /a\n    mode: 1\n", 3),
         ("write_files:\n  - path: /a\n    content: >\n      x\n", 3),
         ("write_files:\n  - path: \"/a\n", 2),
         ("write_files:\n  - path: \"/\\q\"\n", 2),
@@ -96,6 +94,9 @@ fn malformed_yaml_is_a_syntax_error_with_a_line_number() {
         ("write_files:\n  - path: /a\n    content: |\n        \n      x\n", 4),
         ("write_files:\n  - path: /a\n    content: |x\n", 3),
         ("write_files:\n  - path: [a]\n", 2),
+        ("write_files:\n  - path: /a\n    encoding: b64\n    content: '!!'\n", 2),
+        ("write_files:\n  - path: /a\n    encoding: [b64]\n", 3),
+        ("write_files:\n  - path: /a\n    append: true\n    append: false\n", 4),
         ("write_files:\n\t- path: /a\n", 2),
     ] {
         match parse(doc) {

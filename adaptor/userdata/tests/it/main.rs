@@ -3,6 +3,7 @@
 
 mod golden;
 mod hostile;
+mod item_keys;
 mod limits;
 mod roundtrip;
 mod support;

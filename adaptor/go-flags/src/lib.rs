@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 
 /// Rewrites `args` (without the program name) for `command`.
-pub(crate) fn normalize(command: &clap::Command, args: Vec<OsString>) -> Vec<OsString> {
+pub fn normalize(command: &clap::Command, args: Vec<OsString>) -> Vec<OsString> {
     let mut command = command.clone();
     command.build();
     let takes_value: HashMap<String, bool> = command
@@ -66,14 +66,28 @@ pub(crate) fn normalize(command: &clap::Command, args: Vec<OsString>) -> Vec<OsS
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{Arg, ArgAction, Command};
 
     use super::*;
-    use crate::cli::options::Options;
+
+    fn command() -> Command {
+        Command::new("t")
+            .arg(Arg::new("pods-dir").long("pods-dir"))
+            .arg(Arg::new("initdata").long("initdata"))
+            .arg(Arg::new("peerpods-limit-per-node").long("peerpods-limit-per-node"))
+            .arg(
+                Arg::new("tls-skip-verify")
+                    .long("tls-skip-verify")
+                    .num_args(0..=1)
+                    .require_equals(true)
+                    .default_missing_value("true")
+                    .action(ArgAction::Set),
+            )
+    }
 
     fn check(args: &[&str], expected: &[&str]) {
         let args = args.iter().map(OsString::from).collect();
-        let got = normalize(&Options::command(), args);
+        let got = normalize(&command(), args);
         let got: Vec<_> = got.iter().map(|a| a.to_str().unwrap()).collect();
         assert_eq!(got, expected);
     }
