@@ -140,6 +140,36 @@ async fn shim_reaches_the_agent_through_proxy_and_forwarder_with_tls() {
             .unwrap();
     assert_eq!(future, b"future:hello");
 
+    // The Go ttrpc client (containerd/ttrpc, as in the Kata shim) through the same socket.
+    if caa_e2e::go_probe::gate_open() {
+        let build = tempfile::tempdir().unwrap();
+        let probe = caa_e2e::go_probe::build_probe(build.path()).await;
+        let sock = agent_socket.display().to_string();
+        let payload = caa_e2e::go_probe::hex(b"from-go");
+        let args = [
+            "raw-call",
+            "-sock",
+            &sock,
+            "-service",
+            "grpc.AgentService",
+            "-method",
+            FUTURE_METHOD,
+            "-payload-hex",
+            &payload,
+            "-md",
+            "k=v",
+            "-n",
+            "3",
+        ];
+        let out = caa_e2e::go_probe::run_probe(&probe, &args).await;
+        assert!(out.status.success(), "{}", caa_e2e::go_probe::output_text(&out));
+        let from_go: Vec<_> =
+            agent.requests().into_iter().filter(|r| r.method == FUTURE_METHOD).collect();
+        assert_eq!(from_go.len(), 4, "one Rust call and three Go calls reach the agent");
+        assert_eq!(from_go[3].payload().unwrap(), b"from-go");
+        assert!(from_go[3].metadata.contains(&("k".to_owned(), "v".to_owned())));
+    }
+
     let seen = agent.requests();
     let got_sandbox = seen.iter().find(|r| r.method == "CreateSandbox").unwrap();
     let got_sandbox =

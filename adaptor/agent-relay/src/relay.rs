@@ -148,35 +148,40 @@ impl Relay {
         let reject = |code: i32, message: &str| {
             let _ = tx.send(Frame::error_response(id, code, message));
         };
-        let (frame, timeout_nano) = match envelope::parse_request(frame.data()) {
-            Err(e) => {
-                return reject(code::INVALID_ARGUMENT, &format!("unmarshal request error: {e}"));
-            }
+        // Decide on the borrowed envelope, then move the frame on: a forwarded frame is never
+        // copied (agent payloads can be MiBs, e.g. CopyFile).
+        let decision = match envelope::parse_request(frame.data()) {
+            Err(e) => Err((code::INVALID_ARGUMENT, format!("unmarshal request error: {e}"))),
             Ok(req) => {
                 let call = Call { service: req.service, method: req.method, payload: req.payload };
                 match self.interceptor.intercept(&call) {
-                    Verdict::Forward => (frame.clone(), req.timeout_nano),
-                    Verdict::Reject { code, message } => return reject(code, &message),
+                    Verdict::Forward => Ok((None, req.timeout_nano)),
+                    Verdict::Reject { code, message } => Err((code, message)),
                     Verdict::Rewrite(payload) => {
-                        let data = match envelope::replace_payload(frame.data(), &payload) {
-                            Ok(data) => data,
-                            Err(e) => return reject(code::INTERNAL, &e.to_string()),
-                        };
-                        if data.len() > MAX_DATA_LEN {
-                            let msg = format!(
-                                "rewritten request of {} bytes exceeds the maximum message size of {MAX_DATA_LEN}",
-                                data.len()
-                            );
-                            return reject(code::RESOURCE_EXHAUSTED, &msg);
+                        match envelope::replace_payload(frame.data(), &payload) {
+                            Ok(data) if data.len() > MAX_DATA_LEN => Err((
+                                code::RESOURCE_EXHAUSTED,
+                                format!(
+                                    "rewritten request of {} bytes exceeds the maximum message size of {MAX_DATA_LEN}",
+                                    data.len()
+                                ),
+                            )),
+                            Ok(data) => Ok((Some(data), req.timeout_nano)),
+                            Err(e) => Err((code::INTERNAL, e.to_string())),
                         }
-                        (Frame::new(id, TYPE_REQUEST, flags, &data), req.timeout_nano)
                     }
                 }
             }
         };
+        let (frame, timeout_nano) = match decision {
+            Err((code, message)) => return reject(code, &message),
+            Ok((None, timeout)) => (frame, timeout),
+            Ok((Some(data), timeout)) => (Frame::new(id, TYPE_REQUEST, flags, &data), timeout),
+        };
         let streaming = flags & FLAG_REMOTE_OPEN != 0;
+        let mut frame = frame;
         if let Some(conn) = self.upstream.live() {
-            match conn.send_request(frame.clone(), tx.clone(), id).await {
+            match conn.send_request(frame, tx.clone(), id).await {
                 Ok(up_id) => {
                     if streaming {
                         streams
@@ -186,8 +191,9 @@ impl Relay {
                     }
                     return;
                 }
-                Err(e) => {
+                Err((e, back)) => {
                     tracing::debug!(error = %e.0, "upstream went away; waiting for a new one");
+                    frame = back;
                 }
             }
         }
@@ -211,7 +217,7 @@ impl Relay {
                         }
                         Ok(())
                     }
-                    Err(e) => Err(e.0),
+                    Err((e, _)) => Err(e.0),
                 },
                 Err(e) => Err(e),
             };

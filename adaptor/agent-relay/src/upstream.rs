@@ -102,23 +102,25 @@ impl Conn {
     }
 
     /// Sends a Request under a new upstream stream id; its answer goes to `down` as `down_id`.
-    /// Returns the upstream id.
+    /// Returns the upstream id, or the frame back with the reason it could not go.
     pub(crate) async fn send_request(
         &self,
         mut frame: Frame,
         down: DownTx,
         down_id: u32,
-    ) -> Result<u32, SendError> {
-        let permit = self.tx.reserve().await.map_err(|_| SendError("connection closed".into()))?;
+    ) -> Result<u32, (SendError, Frame)> {
+        let Ok(permit) = self.tx.reserve().await else {
+            return Err((SendError("connection closed".into()), frame));
+        };
         let mut st = self.lock();
         if st.dead {
-            return Err(SendError("connection lost".into()));
+            return Err((SendError("connection lost".into()), frame));
         }
         let id = st.next_id;
         let Some(next) = id.checked_add(2) else {
             // 2^31 calls on one connection: retire it; the next call dials a fresh one.
             st.dead = true;
-            return Err(SendError("stream ids exhausted".into()));
+            return Err((SendError("stream ids exhausted".into()), frame));
         };
         st.next_id = next;
         st.routes.insert(id, Route { down, down_id });
