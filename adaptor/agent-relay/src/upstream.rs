@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
@@ -77,7 +77,9 @@ struct ConnState {
 /// One live upstream connection.
 pub(crate) struct Conn {
     born: Instant,
-    tx: mpsc::Sender<Frame>,
+    tx: mpsc::Sender<Queued>,
+    /// Bytes that may wait in the outbound queue; senders wait beyond it.
+    budget: Arc<Semaphore>,
     state: Mutex<ConnState>,
     tasks: Mutex<Vec<AbortHandle>>,
 }
@@ -109,6 +111,9 @@ impl Conn {
         down: DownTx,
         down_id: u32,
     ) -> Result<u32, (SendError, Frame)> {
+        let Ok(bytes) = self.reserve_bytes(&frame).await else {
+            return Err((SendError("connection closed".into()), frame));
+        };
         let Ok(permit) = self.tx.reserve().await else {
             return Err((SendError("connection closed".into()), frame));
         };
@@ -126,14 +131,21 @@ impl Conn {
         st.routes.insert(id, Route { down, down_id });
         frame.set_stream_id(id);
         // Enqueued under the lock, so ids reach the wire in increasing order.
-        permit.send(frame);
+        permit.send(Queued { frame, _bytes: bytes });
         Ok(id)
     }
 
     /// Sends a Data frame on an upstream stream opened by [`Conn::send_request`].
     pub(crate) async fn send_data(&self, mut frame: Frame, up_id: u32) -> Result<(), SendError> {
         frame.set_stream_id(up_id);
-        self.tx.send(frame).await.map_err(|_| SendError("connection closed".into()))
+        let closed = || SendError("connection closed".into());
+        let bytes = self.reserve_bytes(&frame).await.map_err(|_| closed())?;
+        self.tx.send(Queued { frame, _bytes: bytes }).await.map_err(|_| closed())
+    }
+
+    async fn reserve_bytes(&self, frame: &Frame) -> Result<OwnedSemaphorePermit, ()> {
+        let want = u32::try_from(frame.as_bytes().len()).unwrap_or(u32::MAX).min(QUEUE_BYTES);
+        self.budget.clone().acquire_many_owned(want).await.map_err(|_| ())
     }
 
     /// Marks the connection dead, answers every call in flight with UNAVAILABLE and stops its
@@ -207,6 +219,15 @@ impl Debug for Upstream {
 
 /// Outbound frames queued per upstream connection before callers wait.
 const QUEUE: usize = 256;
+/// Outbound bytes queued per upstream connection before callers wait (4 MiB frames would
+/// otherwise let 256 queued frames hold 1 GiB).
+const QUEUE_BYTES: u32 = 16 << 20;
+
+/// A frame waiting for the writer, with its share of the byte budget (released once written).
+struct Queued {
+    frame: Frame,
+    _bytes: OwnedSemaphorePermit,
+}
 
 impl Upstream {
     /// An upstream that dials with `dialer`; after a drop it keeps trying in the background
@@ -296,9 +317,11 @@ impl Upstream {
         }
         let (rd, wr) = tokio::io::split(io);
         let (tx, rx) = mpsc::channel(QUEUE);
+        let budget = Arc::new(Semaphore::new(QUEUE_BYTES as usize));
         let conn = Arc::new(Conn {
             born: Instant::now(),
             tx,
+            budget,
             state: Mutex::new(ConnState { next_id: 1, routes: HashMap::new(), dead: false }),
             tasks: Mutex::new(Vec::new()),
         });
@@ -363,13 +386,17 @@ async fn read_loop<R: AsyncRead + Unpin>(mut rd: R, conn: Weak<Conn>, upstream: 
     on_dead(&conn, &upstream, &reason);
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::Receiver<Frame>, conn: Weak<Conn>) {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    wr: W,
+    mut rx: mpsc::Receiver<Queued>,
+    conn: Weak<Conn>,
+) {
     let mut w = BufWriter::with_capacity(64 * 1024, wr);
     let result: std::io::Result<()> = async {
         while let Some(f) = rx.recv().await {
-            w.write_all(f.as_bytes()).await?;
+            w.write_all(f.frame.as_bytes()).await?;
             while let Ok(f) = rx.try_recv() {
-                w.write_all(f.as_bytes()).await?;
+                w.write_all(f.frame.as_bytes()).await?;
             }
             w.flush().await?;
         }
