@@ -42,6 +42,7 @@ pub struct DaemonBuilder {
     args: Vec<String>,
     tls: bool,
     forwarder_port: Option<u16>,
+    provider: Option<String>,
 }
 
 impl DaemonBuilder {
@@ -69,6 +70,12 @@ impl DaemonBuilder {
     /// built-in stand-in that accepts and drops connections.
     pub fn forwarder_port(mut self, port: u16) -> DaemonBuilder {
         self.forwarder_port = Some(port);
+        self
+    }
+
+    /// Runs another provider plugin than `mock` (its binary must be in the binaries dir).
+    pub fn provider(mut self, name: impl Into<String>) -> DaemonBuilder {
+        self.provider = Some(name.into());
         self
     }
 
@@ -113,8 +120,16 @@ impl DaemonBuilder {
         if !self.tls {
             args.insert(0, "-disable-tls".to_owned());
         }
-        let mut daemon =
-            DaemonProcess { dir, env, args, child: None, _forwarder: forwarder, starts: 0 };
+        let provider = self.provider.unwrap_or_else(|| "mock".to_owned());
+        let mut daemon = DaemonProcess {
+            dir,
+            env,
+            args,
+            provider,
+            child: None,
+            _forwarder: forwarder,
+            starts: 0,
+        };
         let pods = daemon.pods_dir();
         assert!(pods.as_os_str().len() <= 30, "pods dir {} is too long", pods.display());
         daemon.restart();
@@ -128,6 +143,7 @@ pub struct DaemonProcess {
     dir: tempfile::TempDir,
     env: BTreeMap<String, String>,
     args: Vec<String>,
+    provider: String,
     child: Option<Child>,
     _forwarder: Option<TcpListener>,
     starts: u32,
@@ -215,7 +231,7 @@ impl DaemonProcess {
         let mut cmd = Command::new(binaries::adaptor());
         cmd.env_clear()
             .envs(&self.env)
-            .arg("mock")
+            .arg(&self.provider)
             .arg("-socket")
             .arg(self.socket())
             .arg("-pods-dir")

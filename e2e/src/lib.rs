@@ -12,6 +12,7 @@ pub mod canned;
 pub mod daemon;
 pub mod go_probe;
 pub mod kata;
+pub mod libvirt;
 pub mod state;
 
 mod procfs;

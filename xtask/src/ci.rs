@@ -1,5 +1,6 @@
 //! `cargo xtask ci`: format, lints, every Rust test, the Python plugin's own tests and the
-//! conformance suites against both example plugins. The last line is `ci: N passed, N failed`.
+//! conformance suites against both example plugins, then the fuzz targets for
+//! `CAA_FUZZ_SECONDS` each when that is set. The last line is `ci: N passed, N failed`.
 
 use anyhow::Result;
 
@@ -34,6 +35,11 @@ pub(crate) fn run() -> Result<bool> {
     // building them again with `cargo build -p` would recompile tokio with other features.
     step("conformance mock", cli, &["conformance", mock, "--suite", "all"])?;
     step("conformance pymock", cli, &["conformance", PYMOCK, "--suite", "all"])?;
+    // Fuzzing needs cargo-fuzz and a sanitizer build of its own, so it is opt-in; each target
+    // counts as one test through the `fuzz: N passed, N failed` line.
+    if let Some(seconds) = std::env::var("CAA_FUZZ_SECONDS").ok().filter(|s| !s.trim().is_empty()) {
+        step("fuzz", "cargo", &["xtask", "fuzz", seconds.trim()])?;
+    }
     eprintln!("==> ci: {}", if ok { "all steps passed" } else { "some steps FAILED" });
     #[allow(clippy::print_stdout)]
     {

@@ -1,8 +1,9 @@
-//! `cargo xtask <ci|demo>`: the one command CI runs and the one command a new user runs, so both
-//! stay identical on a laptop and on the CI machine.
+//! `cargo xtask <ci|demo|fuzz>`: the one command CI runs and the one command a new user runs, so
+//! both stay identical on a laptop and on the CI machine.
 
 mod ci;
 mod demo;
+mod fuzz;
 mod steps;
 mod tidy;
 
@@ -13,9 +14,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
         Some("demo") => demo::run(),
+        Some("fuzz") => fuzz::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|demo>\n  ci    fmt, clippy, every test and the conformance suites; ends with `N passed, N failed`\n  demo  build the mock provider and the caa-plugin CLI and drive a VM lifecycle through them"
+                "usage: cargo xtask <ci|demo|fuzz>\n  ci    fmt, clippy, every test and the conformance suites (and fuzzing when CAA_FUZZ_SECONDS is set); ends with `N passed, N failed`\n  demo  build the mock provider and the caa-plugin CLI and drive a VM lifecycle through them\n  fuzz [SECONDS] [TARGET...]  run each agent-relay fuzz target for SECONDS (default 60); ends with `fuzz: N passed, N failed`"
             );
             return ExitCode::from(2);
         }

@@ -109,7 +109,7 @@ fn leading_number(text: &str) -> u64 {
     text.chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap_or(0)
 }
 
-/// Test counts from one output line of cargo test, Python unittest or our conformance runner.
+/// Test counts from one output line of cargo test, our conformance runner or `cargo xtask fuzz`.
 fn counts(line: &str) -> Tally {
     let line = line.trim();
     if let Some(rest) = line.strip_prefix("test result: ") {
@@ -119,7 +119,7 @@ fn counts(line: &str) -> Tally {
             failed: number_before(rest, " failed"),
         };
     }
-    if let Some(rest) = line.strip_prefix("conformance: ") {
+    if let Some(rest) = line.strip_prefix("conformance: ").or_else(|| line.strip_prefix("fuzz: ")) {
         return Tally {
             passed: number_before(rest, " passed"),
             failed: number_before(rest, " failed"),
@@ -144,6 +144,10 @@ mod tests {
         assert_eq!((t.passed, t.failed), (12, 3));
         let t = counts("conformance: 20 passed, 1 failed");
         assert_eq!((t.passed, t.failed), (20, 1));
+        let t = counts("fuzz: 1 passed, 1 failed");
+        assert_eq!((t.passed, t.failed), (1, 1));
+        let t = counts("==> fuzz frame_decode: passed (651221 runs in 61s, 10675 exec/s)");
+        assert_eq!((t.passed, t.failed), (0, 0));
         let mut ran = None;
         assert_eq!(unittest_counts("Ran 7 tests in 0.3s", &mut ran).passed, 0);
         let t = unittest_counts("FAILED (failures=1, errors=2)", &mut ran);
