@@ -129,7 +129,23 @@ pub fn build_image() -> PodVmImage {
     let out = binaries::workspace_root().join("target/podvm");
     let script = binaries::workspace_root().join("podvm/image/build.sh");
     let stamp = out.join("inputs.sha");
-    let inputs: String = ["process-user-data", "agent-protocol-forwarder", "caa-test-kata-agent"]
+    let programs = ["process-user-data", "agent-protocol-forwarder", "caa-test-kata-agent"];
+    // `cargo test --workspace` builds binaries only of packages with integration tests.
+    if programs.iter().any(|p| !bins.join(p).is_file()) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        run(Command::new(cargo)
+            .args([
+                "build",
+                "-p",
+                "caa-process-user-data",
+                "-p",
+                "caa-forwarder",
+                "-p",
+                "caa-test-agent",
+            ])
+            .current_dir(binaries::workspace_root()));
+    }
+    let inputs: String = programs
         .iter()
         .map(|p| {
             let meta = std::fs::metadata(bins.join(p))
