@@ -181,16 +181,8 @@ impl Relay {
         let streaming = flags & FLAG_REMOTE_OPEN != 0;
         let mut frame = frame;
         if let Some(conn) = self.upstream.live() {
-            match conn.send_request(frame, tx.clone(), id).await {
-                Ok(up_id) => {
-                    if streaming {
-                        streams
-                            .lock()
-                            .unwrap_or_else(PoisonError::into_inner)
-                            .insert(id, (conn, up_id));
-                    }
-                    return;
-                }
+            match send_tracked(conn, frame, tx, id, streaming.then_some(streams)).await {
+                Ok(()) => return,
                 Err((e, back)) => {
                     tracing::debug!(error = %e.0, "upstream went away; waiting for a new one");
                     frame = back;
@@ -207,18 +199,12 @@ impl Relay {
         let (tx, streams) = (tx.clone(), streams.clone());
         tokio::spawn(async move {
             let sent = match upstream.conn(Instant::now() + wait).await {
-                Ok(conn) => match conn.send_request(frame, tx.clone(), id).await {
-                    Ok(up_id) => {
-                        if streaming {
-                            streams
-                                .lock()
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .insert(id, (conn, up_id));
-                        }
-                        Ok(())
+                Ok(conn) => {
+                    match send_tracked(conn, frame, &tx, id, streaming.then_some(&streams)).await {
+                        Ok(()) => Ok(()),
+                        Err((e, _)) => Err(e.0),
                     }
-                    Err((e, _)) => Err(e.0),
-                },
+                }
                 Err(e) => Err(e),
             };
             if let Err(e) = sent {
@@ -227,6 +213,21 @@ impl Relay {
             }
         });
     }
+}
+
+/// Sends a request upstream; a client-streaming call is remembered so its Data frames follow.
+async fn send_tracked(
+    conn: Arc<Conn>,
+    frame: Frame,
+    tx: &DownTx,
+    id: u32,
+    streams: Option<&Streams>,
+) -> Result<(), (crate::upstream::SendError, Frame)> {
+    let up_id = conn.send_request(frame, tx.clone(), id).await?;
+    if let Some(streams) = streams {
+        streams.lock().unwrap_or_else(PoisonError::into_inner).insert(id, (conn, up_id));
+    }
+    Ok(())
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::UnboundedReceiver<Frame>) {
