@@ -95,7 +95,7 @@ async fn main() {
     ];
     let options = caa_forwarder::cli::Options::parse_go(args.map(Into::into)).expect("options");
     let forwarder =
-        caa_forwarder::Forwarder::start(&options, caa_forwarder::podnet::without_pod_network())
+        caa_forwarder::Forwarder::start(&options, &caa_forwarder::podnet::PodNetworking::Disabled)
             .await
             .expect("forwarder");
     let proxy_sock = dir.path().join("agent.ttrpc");
@@ -131,5 +131,5 @@ async fn main() {
         (r50.as_secs_f64() - d50.as_secs_f64()) * 1e6,
         100.0 * r_mib / d_mib
     );
-    forwarder.shutdown();
+    forwarder.shutdown().await;
 }

@@ -41,6 +41,7 @@ pub struct DaemonBuilder {
     unset: Vec<String>,
     args: Vec<String>,
     tls: bool,
+    pod_network: bool,
     forwarder_port: Option<u16>,
     provider: Option<String>,
 }
@@ -63,6 +64,13 @@ impl DaemonBuilder {
     /// plain stand-in forwarder).
     pub fn with_tls(mut self) -> DaemonBuilder {
         self.tls = true;
+        self
+    }
+
+    /// Keeps pod networking on (by default the daemon runs with `-disable-pod-network`: the
+    /// harness's CreateVM requests name namespaces that do not exist).
+    pub fn with_pod_network(mut self) -> DaemonBuilder {
+        self.pod_network = true;
         self
     }
 
@@ -119,6 +127,9 @@ impl DaemonBuilder {
         let mut args = self.args;
         if !self.tls {
             args.insert(0, "-disable-tls".to_owned());
+        }
+        if !self.pod_network {
+            args.insert(0, "-disable-pod-network".to_owned());
         }
         let provider = self.provider.unwrap_or_else(|| "mock".to_owned());
         let mut daemon = DaemonProcess {

@@ -13,6 +13,7 @@ use crate::agent_proxy::{AgentProxies, AgentTls, WorkerInterceptor};
 use crate::config::Config;
 use crate::hypervisor::{HypervisorServer, ServeError};
 use crate::metrics::{Metrics, PluginMethod};
+use crate::pod_network::PodNetworking;
 use crate::probe::ProbeServer;
 use crate::provider::ResolvedPlugin;
 use crate::sandbox::{ManagerSettings, SandboxManager};
@@ -36,6 +37,9 @@ pub enum RunError {
     /// TLS for the agent proxy could not be set up (certificates, CA dir, profile).
     #[error("setting up TLS for the agent proxy: {0}")]
     Tls(#[source] caa_tls::TlsError),
+    /// The pod network's durable VNI allocations could not be opened.
+    #[error("opening the pod network state: {0}")]
+    PodNetwork(#[source] caa_podnet::PodNetError),
     /// `CLOUD_CONFIG_VERIFY` is set and the plugin rejected its config.
     #[error("cloud config verification failed: {0}")]
     Verify(String),
@@ -59,6 +63,13 @@ pub enum RunError {
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config: Config, plugin: ResolvedPlugin) -> Result<(), RunError> {
     let store = StateStore::open(config.state_dir.clone())?;
+    let pod_network = match config.network.disabled {
+        true => None,
+        false => Some(Arc::new(
+            PodNetworking::open(&config.state_dir, &config.network, None)
+                .map_err(RunError::PodNetwork)?,
+        )),
+    };
     let metrics = Arc::new(Metrics::new());
     let mut spec = PluginSpec::new(plugin.name.as_str(), plugin.command());
     spec.host.name = "cloud-api-adaptor".to_owned();
@@ -83,6 +94,7 @@ pub async fn run(config: Config, plugin: ResolvedPlugin) -> Result<(), RunError>
         scratch_space: config.enable_scratch_space,
         default_start_budget: Duration::from_secs(540),
         max_user_data_bytes: limits,
+        pod_network,
     };
     let tls = AgentTls::from_config(&config.tls, &config.state_dir).map_err(RunError::Tls)?;
     let proxies = Arc::new(AgentProxies::new(tls, WorkerInterceptor::default()));

@@ -13,6 +13,8 @@
 //! - [`annotations`]: the annotation keys the shim sends;
 //! - [`naming`]: pod name/namespace from annotations and the `podvm-<pod>-<sid[:8]>` name;
 //! - [`state`]: durable per-sandbox records ([`StateStore`]);
+//! - [`agent_proxy`]: the per-sandbox agent socket relayed to the pod VM's forwarder over TLS;
+//! - [`pod_network`]: the VXLAN tunnel between the pod's network namespace and its VM;
 //! - [`sandbox`]: the core — CreateVM, StartVM, StopVM, GetInfo and start-up reconciliation;
 //! - [`hypervisor`]: the ttrpc adapters and the socket Kata's shim connects to;
 //! - [`metrics`]: the Prometheus registry (plugin calls, reconciliation) and its text format;
@@ -28,6 +30,7 @@ pub mod hypervisor;
 pub mod logging;
 pub mod metrics;
 pub mod naming;
+pub mod pod_network;
 pub mod probe;
 pub mod provider;
 pub mod sandbox;

@@ -5,11 +5,6 @@
 //! `CAA_TEST_NETNS=1 cargo bench -p caa-podnet --bench podnet` (env `PODNET_BENCH_N`,
 //! `PODNET_BENCH_MIB` override the sandbox count and transfer size).
 
-#[path = "../tests/it/fixture.rs"]
-mod fixture;
-#[path = "../tests/it/traffic.rs"]
-mod traffic;
-
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -18,7 +13,8 @@ use caa_podnet::{
     setup_blocking, teardown_blocking, vm_setup_blocking, vm_teardown_blocking,
 };
 
-use fixture::{POD_IP, Underlay, VM_IP, enabled};
+use caa_test_support::netns::traffic;
+use caa_test_support::netns::{POD_IP, Underlay, VM_IP, enabled};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -63,7 +59,7 @@ fn main() {
     let n = env_usize("PODNET_BENCH_N", 50);
     let mib = env_usize("PODNET_BENCH_MIB", 200);
     let mut out = std::io::stdout();
-    let u = Underlay::new();
+    let u = Underlay::create();
     let state = tempfile::tempdir().expect("tempdir");
     let vnis = VniAllocator::open(state.path().join("vni.json"), DEFAULT_VXLAN_MIN_ID).unwrap();
     let vm_opts = VmOptions { root_netns: u.vm.path(), ..VmOptions::default() };

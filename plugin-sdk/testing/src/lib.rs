@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tracing_subscriber::fmt::MakeWriter;
 
+pub mod netns;
+
 /// A log sink for `tracing_subscriber::fmt().with_writer(capture.clone())`: collects every
 /// line written through any of its clones, for assertions on log text.
 #[derive(Debug, Clone, Default)]

@@ -5,7 +5,7 @@
 //! [`caa_agent_relay`], reconnecting to the agent socket whenever it drops.
 //!
 //! - [`cli`]: upstream's flags; [`config`]: apf.json and the TLS material;
-//! - [`intercept`]: CreateContainer / CreateSandbox changes; [`podnet`]: the pod network hook;
+//! - [`intercept`]: CreateContainer / CreateSandbox changes; [`podnet`]: the VM side of the pod network tunnel;
 //! - [`server`]: listening, TLS handshakes, the relay; [`notify`]: systemd readiness.
 
 pub mod cli;

@@ -13,5 +13,6 @@ async fn main() -> anyhow::Result<()> {
     if options.version.unwrap_or(false) {
         return Ok(());
     }
-    caa_forwarder::run(options, caa_forwarder::podnet::without_pod_network()).await
+    let podnet = caa_forwarder::podnet::PodNetworking::in_this_vm(&options.host_interface);
+    caa_forwarder::run(options, podnet).await
 }

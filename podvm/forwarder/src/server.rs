@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use crate::cli::Options;
 use crate::config;
 use crate::intercept::VmInterceptor;
-use crate::podnet::PodNetwork;
+use crate::podnet::PodNetworking;
 
 /// How long a call waits for the agent socket (upstream bounds its dial at 150 s).
 const AGENT_WAIT: Duration = Duration::from_secs(150);
@@ -26,22 +26,26 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Forwarder {
     addr: SocketAddr,
     relay: Relay,
-    podnet: Box<dyn PodNetwork>,
+    tunnel: std::sync::Mutex<Option<caa_podnet::VmTunnel>>,
 }
 
 impl Forwarder {
     /// Loads the config, sets up the pod network and starts listening.
-    pub async fn start(
-        options: &Options,
-        podnet: Box<dyn PodNetwork>,
-    ) -> anyhow::Result<Forwarder> {
+    pub async fn start(options: &Options, podnet: &PodNetworking) -> anyhow::Result<Forwarder> {
         let settings = config::load(options)?;
-        podnet
+        let tunnel = podnet
             .setup(&settings.apf.pod_network, &options.pod_namespace)
-            .map_err(|e| anyhow::anyhow!("setting up the pod network: {e}"))?;
-        let listener = TcpListener::bind(options.listen)
             .await
-            .with_context(|| format!("listening on {}", options.listen))?;
+            .context("setting up the pod network")?;
+        let listener = match TcpListener::bind(options.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                if let Some(t) = &tunnel {
+                    PodNetworking::teardown(t).await;
+                }
+                return Err(e).with_context(|| format!("listening on {}", options.listen));
+            }
+        };
         let addr = listener.local_addr()?;
         let upstream = Upstream::new(
             Arc::new(UnixDialer(options.kata_agent_socket.clone())),
@@ -56,7 +60,7 @@ impl Forwarder {
         let acceptor = settings.tls.map(TlsAcceptor::from);
         tracing::info!(%addr, tls = acceptor.is_some(), agent = %options.kata_agent_socket.display(), "listening");
         tokio::spawn(accept_loop(listener, acceptor, relay.clone()));
-        Ok(Forwarder { addr, relay, podnet })
+        Ok(Forwarder { addr, relay, tunnel: std::sync::Mutex::new(tunnel) })
     }
 
     /// The address it listens on.
@@ -65,9 +69,12 @@ impl Forwarder {
     }
 
     /// Stops listening, drops every connection and tears the pod network down.
-    pub fn shutdown(&self) {
+    pub async fn shutdown(&self) {
         self.relay.shutdown();
-        self.podnet.teardown();
+        let tunnel = self.tunnel.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(t) = tunnel {
+            PodNetworking::teardown(&t).await;
+        }
     }
 }
 
@@ -105,8 +112,8 @@ async fn accept_loop(listener: TcpListener, acceptor: Option<TlsAcceptor>, relay
 }
 
 /// The daemon: start, notify systemd, run until SIGTERM/SIGINT, shut down.
-pub async fn run(options: Options, podnet: Box<dyn PodNetwork>) -> anyhow::Result<()> {
-    let forwarder = Forwarder::start(&options, podnet).await?;
+pub async fn run(options: Options, podnet: PodNetworking) -> anyhow::Result<()> {
+    let forwarder = Forwarder::start(&options, &podnet).await?;
     crate::notify::ready();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -114,6 +121,6 @@ pub async fn run(options: Options, podnet: Box<dyn PodNetwork>) -> anyhow::Resul
         _ = tokio::signal::ctrl_c() => {}
     }
     tracing::info!("shutting down");
-    forwarder.shutdown();
+    forwarder.shutdown().await;
     Ok(())
 }

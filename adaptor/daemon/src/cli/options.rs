@@ -162,6 +162,9 @@ pub(crate) struct Options {
     /// Durable sandbox records; point it at persistent storage to survive reboots [default: /run/peerpod/state]
     #[arg(id = "state-dir", long = "state-dir", env = "CAA_STATE_DIR", value_name = "DIR")]
     state_dir: Option<String>,
+    /// No VXLAN tunnel to the pod VMs (for setups without a pod network namespace)
+    #[arg(id = "disable-pod-network", long = "disable-pod-network", env = "CAA_DISABLE_POD_NETWORK", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    disable_pod_network: Option<String>,
     /// Group (name or gid) allowed to use the hypervisor socket (mode 0660; else 0600)
     #[arg(
         id = "socket-group",
@@ -223,6 +226,7 @@ impl Options {
             ("plugin-path", self.plugin_path),
             ("plugin-sha256", self.plugin_sha256),
             ("state-dir", self.state_dir),
+            ("disable-pod-network", self.disable_pod_network),
             ("socket-group", self.socket_group),
             ("plugin-dir", self.plugin_dir),
             ("plugin-pass-env", self.plugin_pass_env),

@@ -138,10 +138,26 @@ pub struct NetworkConfig {
     pub vxlan_min_id: u32,
     /// Worker interface for tunnel traffic (default: the default route's).
     pub host_interface: Option<String>,
-    /// Experimental multi-NIC external networking.
+    /// Experimental multi-NIC external networking (refused: not supported yet).
     pub ext_network_via_podvm: bool,
+    /// `-disable-pod-network`: no tunnel; pod VMs get an empty `pod-network`.
+    pub disabled: bool,
     /// Experimental: CIDRs routed via the pod interface.
     pub pod_subnet_cidrs: Vec<Cidr>,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> NetworkConfig {
+        NetworkConfig {
+            tunnel_type: TunnelType::Vxlan,
+            vxlan_port: defaults::VXLAN_PORT,
+            vxlan_min_id: defaults::VXLAN_MIN_ID,
+            host_interface: None,
+            ext_network_via_podvm: false,
+            disabled: false,
+            pod_subnet_cidrs: Vec::new(),
+        }
+    }
 }
 
 /// Tunnel kinds (upstream registers only VXLAN).
@@ -219,14 +235,7 @@ impl Config {
             forwarder_port: defaults::FORWARDER_PORT,
             proxy_timeout: defaults::PROXY_TIMEOUT,
             tls: TlsConfig::default(),
-            network: NetworkConfig {
-                tunnel_type: TunnelType::Vxlan,
-                vxlan_port: defaults::VXLAN_PORT,
-                vxlan_min_id: defaults::VXLAN_MIN_ID,
-                host_interface: None,
-                ext_network_via_podvm: false,
-                pod_subnet_cidrs: Vec::new(),
-            },
+            network: NetworkConfig::default(),
             initdata: None,
             cloud_config_verify: false,
             peerpods_limit_per_node: Some(defaults::PEERPODS_LIMIT_PER_NODE),

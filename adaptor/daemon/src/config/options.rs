@@ -57,6 +57,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     opt("plugin-sha256", "CLOUD_PROVIDER_EXTERNAL_PLUGIN_HASH"),
     // Ours.
     opt("state-dir", "CAA_STATE_DIR"),
+    opt("disable-pod-network", "CAA_DISABLE_POD_NETWORK"),
     opt("socket-group", "CAA_SOCKET_GROUP"),
     opt("plugin-dir", "CAA_PLUGIN_DIR"),
     opt("plugin-pass-env", "CAA_PLUGIN_PASS_ENV"),

@@ -197,7 +197,22 @@ impl Config {
             s => values::interface_name(s).map(Some),
         });
         c.network.ext_network_via_podvm = r.boolean("ext-network-via-podvm");
-        c.network.pod_subnet_cidrs = r.parse("pod-subnet-cidrs", Vec::new(), values::cidrs);
+        if c.network.ext_network_via_podvm {
+            r.problem(
+                "ext-network-via-podvm",
+                "external networking through the pod VM is not supported by this adaptor yet",
+            );
+        }
+        c.network.pod_subnet_cidrs = r.parse("pod-subnet-cidrs", Vec::new(), |s| {
+            let cidrs = values::cidrs(s)?;
+            match cidrs.iter().find(|c| c.addr.is_ipv6()) {
+                Some(v6) => {
+                    Err(format!("{}/{} is IPv6; the pod tunnel is IPv4 only", v6.addr, v6.prefix))
+                }
+                None => Ok(cidrs),
+            }
+        });
+        c.network.disabled = r.boolean("disable-pod-network");
 
         c.initdata = r.text("initdata").map(str::to_owned);
         c.cloud_config_verify = r.boolean("cloud-config-verify");
@@ -267,6 +282,9 @@ impl Config {
             w.push("TLS is disabled between the adaptor and the pod VMs (-disable-tls)".to_owned());
         } else if self.tls.has_profile() {
             w.push("the TLS profile is baked into pod VMs when they are created; existing peer pods keep their old profile".to_owned());
+        }
+        if self.network.disabled {
+            w.push("pod networking is disabled (-disable-pod-network): pods are not reachable at their pod IPs".to_owned());
         }
         if self.tls.skip_verify {
             w.push(

@@ -77,7 +77,7 @@ fn every_option_is_read() {
         ("cloud-config-verify", "1"),
         ("peerpods-limit-per-node", "-1"),
         ("enable-scratch-space", "t"),
-        ("ext-network-via-podvm", "TRUE"),
+        ("ext-network-via-podvm", "false"),
         ("pod-subnet-cidrs", "10.0.0.0/8"),
         ("disable-tls", "false"),
         ("host-interface", "ens3"),
@@ -90,6 +90,7 @@ fn every_option_is_read() {
         ("plugin-path", "/opt/caa-provider-x"),
         ("plugin-sha256", &"A".repeat(64)),
         ("state-dir", "/var/lib/caa"),
+        ("disable-pod-network", "true"),
         ("socket-group", "0"),
         ("plugin-dir", "/a::/b"),
         ("plugin-pass-env", "AWS_PROFILE"),
@@ -109,7 +110,8 @@ fn every_option_is_read() {
     assert_eq!(c.proxy_timeout, Duration::from_secs(90));
     assert_eq!(c.network.vxlan_port, 4790);
     assert_eq!(c.initdata.as_deref(), Some("H4sIAAAA"));
-    assert!(c.cloud_config_verify && c.enable_scratch_space && c.network.ext_network_via_podvm);
+    assert!(c.cloud_config_verify && c.enable_scratch_space && !c.network.ext_network_via_podvm);
+    assert!(c.network.disabled);
     assert_eq!(c.peerpods_limit_per_node, None);
     assert_eq!(c.network.pod_subnet_cidrs.len(), 1);
     assert!(!c.tls.disabled);
@@ -127,7 +129,7 @@ fn every_option_is_read() {
     assert_eq!(c.plugin.pass_env, ["AWS_PROFILE"]);
     assert_eq!(c.log.format, LogFormat::Json);
     assert_eq!(c.log.filter, "caa_adaptor=debug");
-    assert_eq!(c.warnings().len(), 3, "{:?}", c.warnings());
+    assert_eq!(c.warnings().len(), 4, "{:?}", c.warnings());
 }
 
 #[test]
@@ -144,8 +146,10 @@ fn all_problems_are_reported_at_once_naming_flag_and_env() {
         ("tls-skip-verify", "yes"),
         ("vxlan-min-id", "0"),
         ("log-format", "xml"),
+        ("ext-network-via-podvm", "true"),
+        ("pod-subnet-cidrs", "10.0.0.0/8,fd00::/64"),
     ]);
-    assert_eq!(p.len(), 5, "{p:#?}");
+    assert_eq!(p.len(), 7, "{p:#?}");
     assert!(
         p[0].starts_with("-forwarder-port / FORWARDER_PORT: invalid value \"abc\""),
         "{}",
@@ -155,6 +159,11 @@ fn all_problems_are_reported_at_once_naming_flag_and_env() {
     assert!(p.iter().any(|l| l.starts_with("-tls-skip-verify / TLS_SKIP_VERIFY:")));
     assert!(p.iter().any(|l| l.starts_with("-vxlan-min-id: invalid value \"0\"")));
     assert!(p.iter().any(|l| l.starts_with("-log-format / CAA_LOG_FORMAT:")));
+    assert!(
+        p.iter().any(|l| l.starts_with("-ext-network-via-podvm / EXTERNAL_NETWORK_VIA_PODVM:")
+            && l.contains("not supported"))
+    );
+    assert!(p.iter().any(|l| l.contains("fd00::/64 is IPv6")));
 }
 
 #[test]

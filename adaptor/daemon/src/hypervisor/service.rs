@@ -38,7 +38,7 @@ impl Hypervisor for Service {
     ) -> ttrpc::Result<CreateVMResponse> {
         let request =
             CreateVm { id: req.id, annotations: req.annotations, netns: req.networkNamespacePath };
-        let path = self.manager.create_vm(request).map_err(|e| to_ttrpc(&e))?;
+        let path = self.manager.create_vm(request).await.map_err(|e| to_ttrpc(&e))?;
         Ok(CreateVMResponse { agentSocketPath: path.display().to_string(), ..Default::default() })
     }
 

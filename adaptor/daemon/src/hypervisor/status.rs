@@ -45,6 +45,10 @@ pub(crate) fn to_ttrpc(e: &SandboxError) -> caa_kata_protos::ttrpc::Error {
             Code::UNAVAILABLE
         }
         SandboxError::Deadline(_) => Code::DEADLINE_EXCEEDED,
+        // A pod namespace that is not what the CNI should have made (no default route, no or
+        // several addresses) is the caller's problem; netlink failures are ours.
+        SandboxError::Inspect { .. } => Code::FAILED_PRECONDITION,
+        SandboxError::Tunnel { .. } => Code::INTERNAL,
         SandboxError::Files { .. } | SandboxError::State(_) | SandboxError::Tls(_) => {
             Code::INTERNAL
         }

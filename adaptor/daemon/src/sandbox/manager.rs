@@ -18,6 +18,7 @@ use super::request::{CreateVm, VmRequestSpec};
 use super::{InfoError, SandboxError};
 use crate::metrics::{Metrics, PluginMethod, SandboxCounts};
 use crate::naming::{PodRef, instance_name};
+use crate::pod_network::PodNetworking;
 use crate::sandbox_id::SandboxId;
 use crate::state::{Phase, StateStore};
 
@@ -42,6 +43,8 @@ pub struct ManagerSettings {
     pub default_start_budget: Duration,
     /// Largest userdata the plugin accepts (its `limits.maxUserDataBytes`).
     pub max_user_data_bytes: Option<u64>,
+    /// Pod networking (VXLAN tunnels); `None` with `-disable-pod-network`.
+    pub pod_network: Option<Arc<PodNetworking>>,
 }
 
 /// One live sandbox. Its `Debug` leaves out the userdata (it holds the VM's TLS key).
@@ -56,6 +59,10 @@ pub(super) struct Sandbox {
     pub(super) agent_socket: PathBuf,
     pub(super) instance: Option<CreateInstanceResult>,
     pub(super) started: bool,
+    /// The pod network read at CreateVM (`None`: no pod networking for this sandbox).
+    pub(super) network: Option<caa_podnet::PodNetwork>,
+    /// The worker side of the tunnel, once planned at StartVM.
+    pub(super) tunnel: Option<caa_podnet::WorkerTunnel>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -67,6 +74,7 @@ impl std::fmt::Debug for Sandbox {
             .field("userdata", &format_args!("<redacted {} bytes>", self.userdata.len()))
             .field("instance", &self.instance)
             .field("started", &self.started)
+            .field("tunnel", &self.tunnel)
             .finish_non_exhaustive()
     }
 }
@@ -256,14 +264,35 @@ impl SandboxManager {
         self.inner.stopped.lock().unwrap_or_else(PoisonError::into_inner).contains(id)
     }
 
-    /// CreateVM: validates the request, renders the userdata and registers the sandbox. No
-    /// cloud call. Returns the agent socket path.
-    pub fn create_vm(&self, req: CreateVm) -> Result<PathBuf, SandboxError> {
+    /// CreateVM: validates the request, reads the pod network, renders the userdata and
+    /// registers the sandbox. No cloud call. Returns the agent socket path.
+    pub async fn create_vm(&self, req: CreateVm) -> Result<PathBuf, SandboxError> {
         if req.id.is_empty() {
             return Err(SandboxError::EmptyId);
         }
         let id = SandboxId::new(req.id.clone())?;
         let pod = PodRef::from_annotations(&req.annotations)?;
+        if self.slot(&id).is_some() {
+            return Err(SandboxError::AlreadyExists(id.as_str().to_owned()));
+        }
+        let network = self.inspect_network(&id, &req.netns).await?;
+        let registered = self.register(id.clone(), pod, req, network);
+        if registered.is_err()
+            && let Some(networking) = &self.inner.settings.pod_network
+            && !matches!(registered, Err(SandboxError::AlreadyExists(_)))
+        {
+            networking.release(id.as_str());
+        }
+        registered
+    }
+
+    fn register(
+        &self,
+        id: SandboxId,
+        pod: PodRef,
+        req: CreateVm,
+        network: Option<caa_podnet::PodNetwork>,
+    ) -> Result<PathBuf, SandboxError> {
         let spec = VmRequestSpec::from_annotations(&req.annotations);
         let name = instance_name(&pod.name, &id);
         let dir = self.inner.settings.pods_dir.join(id.as_str());
@@ -279,6 +308,7 @@ impl SandboxManager {
             tls_client_ca: tls.client_ca,
             tls_min_version: tls.min_version,
             tls_cipher_suites: tls.cipher_suites,
+            pod_network: network.clone().unwrap_or_default(),
             ..ForwarderConfig::default()
         };
         let apf = forwarder.to_json()?;
@@ -303,6 +333,8 @@ impl SandboxManager {
             agent_socket: agent_socket.clone(),
             instance: None,
             started: false,
+            network,
+            tunnel: None,
         };
         self.insert(id.clone(), sandbox)?;
         tracing::info!(
@@ -351,6 +383,7 @@ impl SandboxManager {
         let record = self.inner.store.get(&sid).ok().flatten();
         let record_was_creating =
             record.as_ref().is_some_and(|r| r.phase == Phase::Creating && r.instance_id.is_none());
+        let tunnel = sandbox.tunnel.clone().or_else(|| record.as_ref()?.tunnel.clone());
         let mut ids: Vec<String> =
             sandbox.instance.as_ref().map(|vm| vm.instance_id.clone()).into_iter().collect();
         if ids.is_empty() {
@@ -384,8 +417,17 @@ impl SandboxManager {
                 }
             }
         }
-        if deleted && let Err(e) = self.inner.store.remove(&sid) {
+        // Upstream tears the tunnel down after the delete too; a tunnel that cannot be removed
+        // keeps the record (and its VNI) for the next start-up.
+        let tunnel_gone = self.remove_tunnel(&sid, tunnel.as_ref()).await;
+        if deleted
+            && tunnel_gone
+            && let Err(e) = self.inner.store.remove(&sid)
+        {
             tracing::warn!(sandbox_id = %sid, error = %e, "could not remove the sandbox record");
+        }
+        if tunnel_gone {
+            self.forget_tunnel(&sid);
         }
         drop(guard);
         self.forget(&sid);

@@ -5,6 +5,7 @@
 
 mod agent;
 mod manager;
+mod network;
 mod reconcile;
 mod request;
 mod start;
@@ -50,6 +51,22 @@ pub enum SandboxError {
         /// Why it failed.
         #[source]
         source: std::io::Error,
+    },
+    /// The pod's network namespace could not be read (upstream's wording).
+    #[error("failed to inspect netns {netns}: {message}")]
+    Inspect {
+        /// The namespace path from Kata.
+        netns: String,
+        /// Why, with its causes.
+        message: String,
+    },
+    /// The worker side of the pod network tunnel could not be built (upstream's wording).
+    #[error("setting up pod network tunnel on netns {netns}: {message}")]
+    Tunnel {
+        /// The namespace path from Kata.
+        netns: String,
+        /// Why, with its causes.
+        message: String,
     },
     /// Rendering the userdata failed.
     #[error("rendering the pod VM userdata: {0}")]

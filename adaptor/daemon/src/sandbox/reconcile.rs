@@ -3,7 +3,8 @@
 //! `Creating` or `Stopping` belongs to a StartVM or StopVM that died with the previous adaptor,
 //! so its instance is deleted — found by id, or by its operation-id tag when the id was never
 //! announced. With `listInstances`, instances tagged with this node that no record knows are
-//! deleted too.
+//! deleted too. Tunnels of abandoned sandboxes are removed from their records, and VNIs whose
+//! sandbox has no record left are released.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -62,6 +63,7 @@ impl SandboxManager {
             self.finish_abandoned(record, &mut report, &mut known).await;
         }
         self.delete_unrecorded(&known, &mut report).await;
+        self.prune_vnis();
         let metrics = &self.inner.metrics;
         metrics.reconciled(ReconcileAction::Adopted, report.adopted.len());
         metrics.reconciled(ReconcileAction::Deleted, report.deleted.len());
@@ -107,7 +109,11 @@ impl SandboxManager {
         Sandbox {
             id: record.sandbox_id.clone(),
             pod: PodRef { name: record.pod_name.clone(), namespace: record.pod_namespace.clone() },
-            netns: String::new(),
+            netns: record
+                .tunnel
+                .as_ref()
+                .map(|t| t.pod_netns.display().to_string())
+                .unwrap_or_default(),
             spec: InstanceSpec::default(),
             instance_name: record.instance_name.clone(),
             userdata: String::new(),
@@ -119,6 +125,8 @@ impl SandboxManager {
                 provider_data: None,
             }),
             started: true,
+            network: None,
+            tunnel: record.tunnel.clone(),
         }
     }
 
@@ -146,8 +154,15 @@ impl SandboxManager {
                 }
             }
         }
-        if all_gone && let Err(e) = self.inner.store.remove(&sid) {
+        let tunnel_gone = self.remove_tunnel(&sid, record.tunnel.as_ref()).await;
+        if all_gone
+            && tunnel_gone
+            && let Err(e) = self.inner.store.remove(&sid)
+        {
             tracing::warn!(sandbox_id = %sid, error = %e, "could not remove the sandbox record");
+        }
+        if tunnel_gone {
+            self.forget_tunnel(&sid);
         }
     }
 

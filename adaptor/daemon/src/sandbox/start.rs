@@ -139,7 +139,9 @@ impl SandboxManager {
         self.publish_instance(&sandbox.id, &sandbox.pod, &vm.instance_id);
         tracing::info!(sandbox_id = %sandbox.id, instance_id = %vm.instance_id, "created an instance {} for sandbox {}", vm.name, sandbox.id);
 
-        let ip: IpAddr = vm.ips.first().and_then(|ip| ip.parse().ok()).ok_or(SandboxError::NoIp)?;
+        let ips: Vec<IpAddr> = vm.ips.iter().filter_map(|ip| ip.parse().ok()).collect();
+        let ip = *ips.first().ok_or(SandboxError::NoIp)?;
+        self.setup_tunnel(sandbox, record, &ips).await?;
         let endpoint = SocketAddr::new(ip, self.inner.settings.forwarder_port);
         let ready_by = deadline.min(Instant::now() + self.inner.settings.proxy_timeout);
         let target = AgentTarget {
@@ -187,8 +189,9 @@ impl SandboxManager {
     }
 
     /// Forgets the failed start's instance and deletes it in the background (bounded retries in
-    /// the supervisor). The record stays until the delete succeeds, so StopVM or a restart
-    /// finishes it; without an instance id it stays when the plugin may still create one.
+    /// the supervisor), after removing its tunnel. The record stays until both are gone, so
+    /// StopVM or a restart finishes them; without an instance id it stays when the plugin may
+    /// still create one. The VNI stays with the sandbox until StopVM.
     fn abort_start(&self, sandbox: &mut Sandbox, mut record: SandboxRecord, maybe_left: bool) {
         self.inner.agent.disconnect(sandbox.id.as_str());
         self.unpublish_instance(&sandbox.id);
@@ -197,16 +200,25 @@ impl SandboxManager {
             .take()
             .map(|vm: CreateInstanceResult| vm.instance_id)
             .or(record.instance_id.clone());
+        let tunnel = sandbox.tunnel.take();
         let this = self.clone();
         tokio::spawn(async move {
             let sid = record.sandbox_id.clone();
+            if !this.remove_tunnel(&sid, tunnel.as_ref()).await {
+                // Leave the record naming the tunnel; StopVM or the next start-up retries.
+                tracing::warn!(sandbox_id = %sid, "keeping the record of the failed start for its tunnel");
+            } else if tunnel.is_some() {
+                record.tunnel = None;
+                let _ = this.inner.store.put(&record);
+            }
+            let keep_for_tunnel = record.tunnel.is_some();
             let Some(instance_id) = instance_id else {
                 if maybe_left {
                     // The plugin may still finish the create (its supervisor deletes what it
                     // returns); keep the record so StopVM or the next start-up looks for the
                     // instance by its operation tag.
                     tracing::warn!(sandbox_id = %sid, operation_id = %record.operation_id, "start failed before the plugin named an instance; keeping the record until StopVM");
-                } else if let Err(e) = this.inner.store.remove(&sid) {
+                } else if !keep_for_tunnel && let Err(e) = this.inner.store.remove(&sid) {
                     tracing::warn!(sandbox_id = %sid, error = %e, "could not remove the sandbox record");
                 }
                 return;
@@ -217,6 +229,9 @@ impl SandboxManager {
             match this.delete_instance(&instance_id, Some(sid.as_str().to_owned())).await {
                 Ok(_) => {
                     tracing::info!(sandbox_id = %sid, %instance_id, "deleted the instance of the failed start");
+                    if keep_for_tunnel {
+                        return;
+                    }
                     if let Err(e) = this.inner.store.remove(&sid) {
                         tracing::warn!(sandbox_id = %sid, error = %e, "could not remove the sandbox record");
                     }

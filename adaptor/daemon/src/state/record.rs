@@ -53,6 +53,9 @@ pub struct SandboxRecord {
     pub updated_at: SystemTime,
     /// The VXLAN id given to the pod network, once allocated.
     pub vni: Option<u32>,
+    /// The worker side of the pod network tunnel, from just before it is built until it is
+    /// removed, so a restarted adaptor can remove it (caa-podnet's serialized form).
+    pub tunnel: Option<caa_podnet::WorkerTunnel>,
 }
 
 /// Why a file is not a usable record.
@@ -105,6 +108,8 @@ struct RecordFile {
     updated_at_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     vni: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tunnel: Option<caa_podnet::WorkerTunnel>,
 }
 
 #[derive(Deserialize)]
@@ -136,6 +141,7 @@ impl SandboxRecord {
             created_at: now,
             updated_at: now,
             vni: None,
+            tunnel: None,
         }
     }
 
@@ -159,6 +165,7 @@ impl SandboxRecord {
             created_at_ms: unix_ms(self.created_at),
             updated_at_ms: unix_ms(self.updated_at),
             vni: self.vni,
+            tunnel: self.tunnel.clone(),
         };
         // A struct of strings, numbers and addresses always serializes.
         let mut bytes = serde_json::to_vec_pretty(&file).unwrap_or_default();
@@ -193,6 +200,7 @@ impl SandboxRecord {
             created_at: UNIX_EPOCH + Duration::from_millis(file.created_at_ms),
             updated_at: UNIX_EPOCH + Duration::from_millis(file.updated_at_ms),
             vni: file.vni,
+            tunnel: file.tunnel,
         })
     }
 }
@@ -218,6 +226,19 @@ mod tests {
         r.ips = vec!["10.0.0.5".parse().unwrap(), "fd00::5".parse().unwrap()];
         r.phase = Phase::Running;
         r.vni = Some(555_001);
+        r.tunnel = Some(caa_podnet::WorkerTunnel {
+            pod_netns: "/var/run/netns/cni-1".into(),
+            host_netns: "/proc/self/ns/net".into(),
+            pod_interface: "eth0".into(),
+            vxlan_interface: "vxlan1".into(),
+            temp_interface: "caavx555001".into(),
+            vni: 555_001,
+            port: 4789,
+            remote: "10.0.0.5".parse().unwrap(),
+            local: "10.0.0.1".parse().unwrap(),
+            conntrack_table: "caa-vxlan-555001".into(),
+            pod_ingress_created: true,
+        });
         // Millisecond precision is what the file keeps.
         r.created_at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
         r.updated_at = UNIX_EPOCH + Duration::from_millis(1_700_000_000_456);

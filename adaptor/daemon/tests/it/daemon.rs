@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use caa_adaptor::agent_proxy::{AgentProxies, AgentTls, WorkerInterceptor};
 use caa_adaptor::hypervisor::HypervisorServer;
+use caa_adaptor::pod_network::PodNetworking;
 use caa_adaptor::sandbox::{ManagerSettings, SandboxManager};
 use caa_adaptor::state::StateStore;
 use caa_kata_protos::hypervisor::{
@@ -54,6 +55,8 @@ pub(crate) struct Options {
     pub(crate) forwarder_up: bool,
     pub(crate) proxy_timeout: Duration,
     pub(crate) node: Option<String>,
+    /// Pod networking with tunnels in this namespace (the worker's); `None`: disabled.
+    pub(crate) host_netns: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -63,6 +66,7 @@ impl Default for Options {
             forwarder_up: true,
             proxy_timeout: Duration::from_secs(5),
             node: Some("node-1".to_owned()),
+            host_netns: None,
         }
     }
 }
@@ -92,6 +96,10 @@ impl Daemon {
             scratch_space: false,
             default_start_budget: Duration::from_secs(60),
             max_user_data_bytes: None,
+            pod_network: opts.host_netns.map(|ns| {
+                let net = caa_adaptor::config::NetworkConfig::default();
+                Arc::new(PodNetworking::open(&dir.path().join("state"), &net, Some(ns)).unwrap())
+            }),
         };
         let store = StateStore::open(dir.path().join("state")).unwrap();
         let proxies = AgentProxies::new(AgentTls::Disabled, WorkerInterceptor::default());
@@ -156,7 +164,7 @@ async fn pod_vm(
     ];
     let options = caa_forwarder::cli::Options::parse_go(args.map(Into::into)).unwrap();
     let forwarder =
-        caa_forwarder::Forwarder::start(&options, caa_forwarder::podnet::without_pod_network())
+        caa_forwarder::Forwarder::start(&options, &caa_forwarder::podnet::PodNetworking::Disabled)
             .await
             .unwrap();
     let port = forwarder.local_addr().port();

@@ -8,6 +8,7 @@ mod binary;
 mod daemon;
 mod lifecycle;
 mod observability;
+mod pod_network;
 mod provider;
 mod restart;
 mod state;

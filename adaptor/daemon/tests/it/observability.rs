@@ -106,15 +106,16 @@ async fn upstream_log_format_renders_the_create_sandbox_line_the_e2e_suite_parse
         .with_ansi(false)
         .event_format(UpstreamFormat::with_clock(leap_day))
         .finish();
-    tracing::subscriber::with_default(subscriber, || {
-        d.manager
-            .create_vm(CreateVm {
-                id: request.id.clone(),
-                annotations: request.annotations.clone(),
-                netns: request.networkNamespacePath.clone(),
-            })
-            .unwrap();
-    });
+    let guard = tracing::subscriber::set_default(subscriber);
+    d.manager
+        .create_vm(CreateVm {
+            id: request.id.clone(),
+            annotations: request.annotations.clone(),
+            netns: request.networkNamespacePath.clone(),
+        })
+        .await
+        .unwrap();
+    drop(guard);
     let text = capture.text();
     let line =
         text.lines().find(|l| l.contains("create a sandbox")).unwrap_or_else(|| panic!("{text}"));

@@ -7,7 +7,7 @@ use caa_podnet::{
     vm_teardown_blocking,
 };
 
-use crate::fixture::{Netns, Underlay, VM_IP, enabled};
+use caa_test_support::netns::{Netns, Underlay, VM_IP, enabled};
 
 /// Inspects `pod` with a VNI for `owner` and plans its worker tunnel.
 fn plan_for(
@@ -28,7 +28,7 @@ fn restart_keeps_live_vnis_and_a_persisted_record_tears_down() {
     if !enabled() {
         return;
     }
-    let u = Underlay::new();
+    let u = Underlay::create();
     let pod_a = u.add_pod("vpa", "0a:58:0a:f4:01:0a", false);
     let pod_b = u.add_pod("vpb", "0a:58:0a:f4:01:0b", false);
     let state = tempfile::tempdir().unwrap();
@@ -79,7 +79,7 @@ fn teardown_after_the_namespaces_are_gone_cleans_the_host_side() {
     if !enabled() {
         return;
     }
-    let u = Underlay::new();
+    let u = Underlay::create();
     let pod = u.add_pod("vp0", "0a:58:0a:f4:01:07", false);
     let podns = u.add_vm_podns();
     let state = tempfile::tempdir().unwrap();
@@ -103,7 +103,7 @@ fn a_failed_setup_removes_what_it_made() {
     if !enabled() {
         return;
     }
-    let u = Underlay::new();
+    let u = Underlay::create();
     let pod = u.add_pod("vp0", "0a:58:0a:f4:01:07", false);
     let state = tempfile::tempdir().unwrap();
     let vnis = VniAllocator::open(state.path().join("vni.json"), DEFAULT_VXLAN_MIN_ID).unwrap();

@@ -2,8 +2,6 @@
 //! pod, pod VM and its pod namespace on one machine). They need root and the `ip`, `tc` and
 //! `nft` tools, so they run only with `CAA_TEST_NETNS=1`; otherwise each prints a skip line.
 
-mod fixture;
 mod lifecycle;
 mod modes;
-mod traffic;
 mod tunnel;

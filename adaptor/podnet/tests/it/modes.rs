@@ -8,8 +8,8 @@ use caa_podnet::{
     inspect_blocking, setup, teardown, vm_setup, vm_setup_blocking, vm_teardown,
 };
 
-use crate::fixture::{POD_IP, Underlay, VM_IP, enabled};
-use crate::traffic::round_trip;
+use caa_test_support::netns::traffic::round_trip;
+use caa_test_support::netns::{POD_IP, Underlay, VM_IP, enabled};
 
 const VNI: Vni = Vni { id: DEFAULT_VXLAN_MIN_ID, index: 0 };
 
@@ -18,7 +18,7 @@ async fn dedicated_interface_carries_the_tunnel_over_the_second_link() {
     if !enabled() {
         return;
     }
-    let u = Underlay::new();
+    let u = Underlay::create();
     // A second link between worker and VM: the dedicated tunnel network.
     u.worker.ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1", "netns", &u.vm.name]);
     u.worker.ip(&["addr", "add", "172.30.0.1/24", "dev", "d0"]);
@@ -86,7 +86,7 @@ async fn the_vm_side_refuses_what_it_cannot_do_and_gives_up_waiting() {
     if !enabled() {
         return;
     }
-    let u = Underlay::new();
+    let u = Underlay::create();
     let pod = u.add_pod("vp0", "0a:58:0a:f4:01:07", false);
     let podns = u.add_vm_podns();
     let mut opts = InspectOptions::new(VNI);
@@ -124,7 +124,7 @@ fn inspect_needs_a_default_route_and_exactly_one_pod_address() {
     if !enabled() {
         return;
     }
-    let u = Underlay::new();
+    let u = Underlay::create();
     let pod = u.add_pod("vp0", "0a:58:0a:f4:01:07", false);
     let mut opts = InspectOptions::new(VNI);
     opts.host_netns = u.worker.path();

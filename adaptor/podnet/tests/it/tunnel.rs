@@ -8,8 +8,8 @@ use caa_podnet::{
 };
 use caa_userdata::ForwarderConfig;
 
-use crate::fixture::{POD_IP, Underlay, VM_IP, enabled};
-use crate::traffic::round_trip;
+use caa_test_support::netns::traffic::round_trip;
+use caa_test_support::netns::{POD_IP, Underlay, VM_IP, enabled};
 
 const POD_MAC: &str = "0a:58:0a:f4:01:07";
 
@@ -18,7 +18,7 @@ async fn tunnel_carries_tcp_both_ways_and_teardown_leaves_nothing() {
     if !enabled() {
         return;
     }
-    let u = Underlay::new();
+    let u = Underlay::create();
     let pod = u.add_pod("vp0", POD_MAC, true);
     let podns = u.add_vm_podns();
     let state = tempfile::tempdir().unwrap();
@@ -146,7 +146,7 @@ async fn permanent_neighbours_and_subnet_routes_reach_the_vm() {
     if !enabled() {
         return;
     }
-    let u = Underlay::new();
+    let u = Underlay::create();
     let pod = u.add_pod("vp0", POD_MAC, true);
     pod.ip(&[
         "neigh",

@@ -1,5 +1,6 @@
 //! A worker node, its pod and a pod VM as network namespaces on this machine, built with `ip`
-//! and removed by Drop guards. Shared by the integration tests and the benchmark.
+//! and removed by Drop guards. Shared by the pod-networking, adaptor and forwarder tests and the
+//! pod-networking benchmark; all of it needs root.
 //!
 //! ```text
 //!  worker ns W                                     "VM" ns V
@@ -9,8 +10,6 @@
 //!  pod ns P: eth0 10.244.1.7/24, default via 10.244.1.1
 //! ```
 
-#![allow(dead_code)]
-
 use std::fs::File;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -19,11 +18,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use nix::sched::{CloneFlags, setns};
 
+pub mod traffic;
+
 /// The env var that enables these tests (they need root).
-pub(crate) const ENV: &str = "CAA_TEST_NETNS";
+pub const ENV: &str = "CAA_TEST_NETNS";
 
 /// True when the namespace tests may run; otherwise prints the skip line.
-pub(crate) fn enabled() -> bool {
+pub fn enabled() -> bool {
     if std::env::var(ENV).as_deref() == Ok("1") {
         return true;
     }
@@ -32,7 +33,7 @@ pub(crate) fn enabled() -> bool {
 }
 
 /// Runs a command, panicking with its output when it fails.
-pub(crate) fn sh(args: &[&str]) -> String {
+pub fn sh(args: &[&str]) -> String {
     let out = Command::new(args[0])
         .args(&args[1..])
         .output()
@@ -48,13 +49,13 @@ pub(crate) fn sh(args: &[&str]) -> String {
 
 /// A named network namespace, deleted on drop.
 #[derive(Debug)]
-pub(crate) struct Netns {
-    pub(crate) name: String,
+pub struct Netns {
+    pub name: String,
 }
 
 impl Netns {
     /// Creates `caa<pid>x<n><role>` (unique across parallel tests and runs).
-    pub(crate) fn new(role: &str) -> Netns {
+    pub fn new(role: &str) -> Netns {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let name = format!("caa{}x{n}{role}", std::process::id());
@@ -63,44 +64,44 @@ impl Netns {
         Netns { name }
     }
 
-    pub(crate) fn path(&self) -> PathBuf {
+    pub fn path(&self) -> PathBuf {
         PathBuf::from("/run/netns").join(&self.name)
     }
 
     /// `ip -n <ns> <args…>`.
-    pub(crate) fn ip(&self, args: &[&str]) -> String {
+    pub fn ip(&self, args: &[&str]) -> String {
         let mut full = vec!["ip", "-n", &self.name];
         full.extend_from_slice(args);
         sh(&full)
     }
 
     /// `tc -n <ns> <args…>`.
-    pub(crate) fn tc(&self, args: &[&str]) -> String {
+    pub fn tc(&self, args: &[&str]) -> String {
         let mut full = vec!["tc", "-n", &self.name];
         full.extend_from_slice(args);
         sh(&full)
     }
 
     /// Runs a command inside the namespace (`ip netns exec`).
-    pub(crate) fn exec(&self, args: &[&str]) -> String {
+    pub fn exec(&self, args: &[&str]) -> String {
         let mut full = vec!["ip", "netns", "exec", &self.name];
         full.extend_from_slice(args);
         sh(&full)
     }
 
     /// Names of the namespace's links.
-    pub(crate) fn link_names(&self) -> Vec<String> {
+    pub fn link_names(&self) -> Vec<String> {
         let out = self.ip(&["-br", "link"]);
         out.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_owned).collect()
     }
 
     /// The nftables tables of the namespace, one `table ip name` per line.
-    pub(crate) fn nft_tables(&self) -> String {
+    pub fn nft_tables(&self) -> String {
         self.exec(&["nft", "list", "tables"])
     }
 
     /// Deletes the namespace now (what the guard would do).
-    pub(crate) fn delete(&self) {
+    pub fn delete(&self) {
         sh(&["ip", "netns", "del", &self.name]);
     }
 }
@@ -112,7 +113,7 @@ impl Drop for Netns {
 }
 
 /// Runs `f` on a thread inside `ns`; sockets it creates stay in that namespace.
-pub(crate) fn in_netns<T: Send + 'static>(ns: &Path, f: impl FnOnce() -> T + Send + 'static) -> T {
+pub fn in_netns<T: Send + 'static>(ns: &Path, f: impl FnOnce() -> T + Send + 'static) -> T {
     let file = File::open(ns).unwrap_or_else(|e| panic!("open {}: {e}", ns.display()));
     std::thread::spawn(move || {
         setns(file.as_fd(), CloneFlags::CLONE_NEWNET).expect("setns");
@@ -124,18 +125,18 @@ pub(crate) fn in_netns<T: Send + 'static>(ns: &Path, f: impl FnOnce() -> T + Sen
 
 /// Worker and VM namespaces joined by the underlay, each with a default route over it.
 #[derive(Debug)]
-pub(crate) struct Underlay {
-    pub(crate) worker: Netns,
-    pub(crate) vm: Netns,
+pub struct Underlay {
+    pub worker: Netns,
+    pub vm: Netns,
 }
 
-pub(crate) const WORKER_IP: &str = "192.168.100.1";
-pub(crate) const VM_IP: &str = "192.168.100.2";
-pub(crate) const POD_IP: &str = "10.244.1.7";
-pub(crate) const POD_GW: &str = "10.244.1.1";
+pub const WORKER_IP: &str = "192.168.100.1";
+pub const VM_IP: &str = "192.168.100.2";
+pub const POD_IP: &str = "10.244.1.7";
+pub const POD_GW: &str = "10.244.1.1";
 
 impl Underlay {
-    pub(crate) fn new() -> Underlay {
+    pub fn create() -> Underlay {
         let worker = Netns::new("w");
         let vm = Netns::new("v");
         worker.ip(&["link", "add", "u0", "type", "veth", "peer", "name", "u1", "netns", &vm.name]);
@@ -151,7 +152,7 @@ impl Underlay {
     /// A CNI-like pod on the worker: its own namespace with `eth0` (`mac`, 10.244.1.7/24,
     /// default via 10.244.1.1) and a veth peer `host_if` in the worker namespace, which holds
     /// the gateway address when `gateway` (only one pod at a time can carry traffic).
-    pub(crate) fn add_pod(&self, host_if: &str, mac: &str, gateway: bool) -> Netns {
+    pub fn add_pod(&self, host_if: &str, mac: &str, gateway: bool) -> Netns {
         let pod = Netns::new("p");
         let w = &self.worker;
         w.ip(&["link", "add", host_if, "type", "veth", "peer", "name", "eth0", "netns", &pod.name]);
@@ -167,7 +168,7 @@ impl Underlay {
     }
 
     /// The VM's pod namespace (`/run/netns/podns` in a real VM).
-    pub(crate) fn add_vm_podns(&self) -> Netns {
+    pub fn add_vm_podns(&self) -> Netns {
         Netns::new("q")
     }
 }

@@ -1,14 +1,12 @@
 //! TCP traffic between namespaces: a round trip that checks every byte both ways, and a one-way
 //! bulk transfer for throughput. Shared by the integration tests and the benchmark.
 
-#![allow(dead_code)]
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::fixture::in_netns;
+use super::in_netns;
 
 /// Hang protection only; nothing asserts on time.
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
@@ -34,7 +32,7 @@ fn connect(client_ns: &Path, addr: SocketAddr) -> TcpStream {
 
 /// The client in `client_ns` sends `len` bytes to a server at `ip`:`port` in `server_ns`, which
 /// checks them and answers with `len` bytes of its own that the client checks.
-pub(crate) fn round_trip(client_ns: &Path, server_ns: &Path, ip: &str, port: u16, len: usize) {
+pub fn round_trip(client_ns: &Path, server_ns: &Path, ip: &str, port: u16, len: usize) {
     let (listener, addr) = listen(server_ns, ip, port);
     let server = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().expect("accept");
@@ -53,13 +51,7 @@ pub(crate) fn round_trip(client_ns: &Path, server_ns: &Path, ip: &str, port: u16
 }
 
 /// Sends `len` bytes one way and returns MiB/s (measured until the server's one-byte receipt).
-pub(crate) fn throughput(
-    client_ns: &Path,
-    server_ns: &Path,
-    ip: &str,
-    port: u16,
-    len: usize,
-) -> f64 {
+pub fn throughput(client_ns: &Path, server_ns: &Path, ip: &str, port: u16, len: usize) -> f64 {
     let (listener, addr) = listen(server_ns, ip, port);
     let server = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().expect("accept");
