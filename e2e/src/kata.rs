@@ -84,3 +84,19 @@ pub fn status<T: std::fmt::Debug>(result: ttrpc::Result<T>) -> (Code, String) {
         other => panic!("expected a non-OK status from the server, got {other:?}"),
     }
 }
+
+/// One raw unary call on an agent socket (the shim's view of the kata-agent), with a 30 s
+/// deadline; returns the response payload.
+pub async fn agent_call(
+    client: &Client,
+    service: &str,
+    method: &str,
+    payload: Vec<u8>,
+) -> ttrpc::Result<Vec<u8>> {
+    let mut req = ttrpc::Request::new();
+    req.service = service.to_owned();
+    req.method = method.to_owned();
+    req.payload = payload;
+    req.timeout_nano = 30_000_000_000;
+    client.request(req).await.map(|r| r.payload)
+}

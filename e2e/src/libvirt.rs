@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::binaries;
+use crate::daemon::{DaemonBuilder, DaemonProcess};
 
 /// The libvirt URI the tests use.
 pub const URI: &str = "qemu:///system";
@@ -123,15 +124,17 @@ fn configure_qemu_as_root() {
     }
 }
 
-/// Builds the test pod VM image from the workspace binaries (once per binary set).
+/// Builds the test pod VM image from the workspace binaries (again whenever a binary or one of
+/// the image's source files changed).
 pub fn build_image() -> PodVmImage {
     let bins = binaries::profile_dir();
     let out = binaries::workspace_root().join("target/podvm");
     let script = binaries::workspace_root().join("podvm/image/build.sh");
     let stamp = out.join("inputs.sha");
     let programs = ["process-user-data", "agent-protocol-forwarder", "caa-test-kata-agent"];
-    // `cargo test --workspace` builds binaries only of packages with integration tests.
-    if programs.iter().any(|p| !bins.join(p).is_file()) {
+    // `cargo test --workspace` builds binaries only of packages with integration tests, so
+    // build them here (a no-op when they are fresh).
+    {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         run(Command::new(cargo)
             .args([
@@ -145,7 +148,7 @@ pub fn build_image() -> PodVmImage {
             ])
             .current_dir(binaries::workspace_root()));
     }
-    let inputs: String = programs
+    let mut inputs: String = programs
         .iter()
         .map(|p| {
             let meta = std::fs::metadata(bins.join(p))
@@ -153,6 +156,13 @@ pub fn build_image() -> PodVmImage {
             format!("{p}:{}:{:?}\n", meta.len(), meta.modified().ok())
         })
         .collect();
+    for source in ["build.sh", "init", "udhcpc.script"] {
+        let path = script.with_file_name(source);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&bytes, &mut hasher);
+        inputs.push_str(&format!("{source}:{:016x}\n", std::hash::Hasher::finish(&hasher)));
+    }
     let fresh = std::fs::read_to_string(&stamp).is_ok_and(|s| s == inputs)
         && out.join("initrd.img").is_file();
     if !fresh {
@@ -181,5 +191,40 @@ pub fn volumes() -> Vec<String> {
         .filter_map(|l| l.split_whitespace().next())
         .filter(|n| *n != BASE_VOLUME)
         .map(str::to_owned)
+        .collect()
+}
+
+/// The real adaptor with the libvirt plugin on this host's libvirt, booting `image` by direct
+/// kernel boot with TLS to the forwarder on 15150 (the VM's serial console goes to
+/// `serial_logs`). Pod networking stays off unless the caller turns it on.
+pub fn adaptor(image: &PodVmImage, serial_logs: &Path) -> DaemonBuilder {
+    DaemonProcess::builder()
+        .with_tls()
+        .forwarder_port(15150)
+        .provider("libvirt")
+        .env("LIBVIRT_URI", URI)
+        .env("LIBVIRT_POOL", POOL)
+        .env("LIBVIRT_NET", NETWORK)
+        .env("LIBVIRT_VOL_NAME", BASE_VOLUME)
+        .env("LIBVIRT_CPU", "1")
+        .env("LIBVIRT_MEMORY", "512")
+        .env("LIBVIRT_DOMAIN_TYPE", "qemu")
+        .env("LIBVIRT_EFI_FIRMWARE", "none")
+        .env("LIBVIRT_ROOT_DISK_BUS", "virtio")
+        .env("LIBVIRT_ROOT_DISK_SIZE", "1")
+        .env("LIBVIRT_KERNEL", image.kernel.display().to_string())
+        .env("LIBVIRT_INITRD", image.initrd.display().to_string())
+        .env("LIBVIRT_CMDLINE", "console=ttyS0 quiet")
+        .env("LIBVIRT_SERIAL_LOG_DIR", serial_logs.display().to_string())
+        .env("PROXY_TIMEOUT", "2m")
+}
+
+/// Everything the VMs wrote to their serial consoles in `dir`.
+pub fn serial_logs(dir: &Path) -> String {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
         .collect()
 }

@@ -2,15 +2,20 @@
 //! the local test pod VM image, the real `cloud-api-adaptor` with the libvirt plugin, driven
 //! over ttrpc the way the Kata shim drives it. StartVM boots a VM that gets a DHCP lease, reads
 //! its cidata ISO, and runs our forwarder; agent calls reach the test agent inside the VM
-//! through the proxy with TLS; StopVM removes the domain and its volumes. Also: a bad image
+//! through the proxy with TLS; with pod networking on, the pod IP of a CNI-like namespace on this
+//! host reaches a server inside the VM's pod namespace through the VXLAN tunnel; StopVM removes
+//! the domain, its volumes and the tunnel. Also: a bad image
 //! fails with upstream's error text and leaves nothing, and an adaptor killed during StartVM
 //! leaves no domain after its restart.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use caa_e2e::daemon::{DaemonBuilder, DaemonProcess, PluginFate};
-use caa_e2e::kata::{no_deadline, shim_annotations, start_request, stop_request, with_deadline};
+use caa_e2e::cni::{CniPod, POD_HTTP_BODY, http_get_pod_ip_within};
+use caa_e2e::daemon::{DaemonProcess, PluginFate};
+use caa_e2e::kata::{
+    agent_call, no_deadline, shim_annotations, start_request, stop_request, with_deadline,
+};
 use caa_e2e::{binaries, libvirt};
 use caa_kata_protos::agent::{CheckRequest, CreateContainerRequest, HealthCheckResponse, Spec};
 use caa_kata_protos::hypervisor::{CreateVMRequest, HypervisorClient};
@@ -35,28 +40,6 @@ fn plugin_built() {
     }
 }
 
-fn daemon(image: &libvirt::PodVmImage, serial_logs: &std::path::Path) -> DaemonBuilder {
-    DaemonProcess::builder()
-        .with_tls()
-        .forwarder_port(15150)
-        .provider("libvirt")
-        .env("LIBVIRT_URI", libvirt::URI)
-        .env("LIBVIRT_POOL", libvirt::POOL)
-        .env("LIBVIRT_NET", libvirt::NETWORK)
-        .env("LIBVIRT_VOL_NAME", libvirt::BASE_VOLUME)
-        .env("LIBVIRT_CPU", "1")
-        .env("LIBVIRT_MEMORY", "512")
-        .env("LIBVIRT_DOMAIN_TYPE", "qemu")
-        .env("LIBVIRT_EFI_FIRMWARE", "none")
-        .env("LIBVIRT_ROOT_DISK_BUS", "virtio")
-        .env("LIBVIRT_ROOT_DISK_SIZE", "1")
-        .env("LIBVIRT_KERNEL", image.kernel.display().to_string())
-        .env("LIBVIRT_INITRD", image.initrd.display().to_string())
-        .env("LIBVIRT_CMDLINE", "console=ttyS0 quiet")
-        .env("LIBVIRT_SERIAL_LOG_DIR", serial_logs.display().to_string())
-        .env("PROXY_TIMEOUT", "2m")
-}
-
 fn create_request(id: &str, pod: &str, image: Option<&str>) -> CreateVMRequest {
     let mut annotations: HashMap<String, String> = shim_annotations(pod);
     annotations
@@ -66,20 +49,6 @@ fn create_request(id: &str, pod: &str, image: Option<&str>) -> CreateVMRequest {
             .insert("io.katacontainers.config.hypervisor.image".to_owned(), image.to_owned());
     }
     CreateVMRequest { id: id.to_owned(), annotations, ..Default::default() }
-}
-
-async fn call(
-    client: &Client,
-    service: &str,
-    method: &str,
-    payload: Vec<u8>,
-) -> ttrpc::Result<Vec<u8>> {
-    let mut req = ttrpc::Request::new();
-    req.service = service.to_owned();
-    req.method = method.to_owned();
-    req.payload = payload;
-    req.timeout_nano = 30_000_000_000;
-    client.request(req).await.map(|r| r.payload)
 }
 
 async fn hypervisor(d: &DaemonProcess) -> HypervisorClient {
@@ -109,27 +78,26 @@ async fn a_pod_vm_boots_serves_the_agent_through_the_proxy_and_is_gone_after_sto
     plugin_built();
     let image = libvirt::ensure_host();
     let logs = tempfile::tempdir().unwrap();
-    let d = daemon(&image, logs.path()).start();
+    let d = libvirt::adaptor(&image, logs.path()).with_pod_network().start();
     let hv = hypervisor(&d).await;
     let id = "lvlifecycle0001";
-    let created = hv.create_vm(no_deadline(), &create_request(id, "lv", None)).await.unwrap();
+    let pod = CniPod::create();
+    let mut create = create_request(id, "lv", None);
+    create.networkNamespacePath = pod.path().display().to_string();
+    let created = hv.create_vm(no_deadline(), &create).await.unwrap();
 
     let started = Instant::now();
     let start = hv.start_vm(with_deadline(Duration::from_secs(240)), &start_request(id)).await;
     let took = started.elapsed();
-    let serial = std::fs::read_dir(logs.path())
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-        .collect::<String>();
+    let serial = libvirt::serial_logs(logs.path());
     assert!(start.is_ok(), "StartVM: {start:?}\ndaemon:\n{}\nserial:\n{serial}", d.log_tail(60));
     eprintln!("libvirt e2e: StartVM to agent-ready took {:.1} s", took.as_secs_f64());
 
     let shim = Client::connect(&format!("unix://{}", created.agentSocketPath)).await.unwrap();
-    let check = call(&shim, "grpc.Health", "Check", CheckRequest::new().write_to_bytes().unwrap())
-        .await
-        .expect("health check through proxy and forwarder");
+    let check =
+        agent_call(&shim, "grpc.Health", "Check", CheckRequest::new().write_to_bytes().unwrap())
+            .await
+            .expect("health check through proxy and forwarder");
     assert_eq!(HealthCheckResponse::parse_from_bytes(&check).unwrap().status.value(), 1);
 
     let mut container = CreateContainerRequest::new();
@@ -137,14 +105,18 @@ async fn a_pod_vm_boots_serves_the_agent_through_the_proxy_and_is_gone_after_sto
     let mut spec = Spec::new();
     spec.Annotations.insert("io.katacontainers.config.hypervisor.default_gpus".into(), "1".into());
     container.OCI = MessageField::some(spec);
-    call(&shim, "grpc.AgentService", "CreateContainer", container.write_to_bytes().unwrap())
+    agent_call(&shim, "grpc.AgentService", "CreateContainer", container.write_to_bytes().unwrap())
         .await
         .unwrap();
     // The test agent in the VM tells what it received (the call itself passes through).
-    let seen =
-        call(&shim, caa_test_agent::TEST_SERVICE, caa_test_agent::REQUESTS_METHOD, Vec::new())
-            .await
-            .unwrap();
+    let seen = agent_call(
+        &shim,
+        caa_test_agent::TEST_SERVICE,
+        caa_test_agent::REQUESTS_METHOD,
+        Vec::new(),
+    )
+    .await
+    .unwrap();
     let seen: Vec<caa_test_agent::Recorded> = serde_json::from_slice(&seen).unwrap();
     let got = seen
         .iter()
@@ -157,8 +129,22 @@ async fn a_pod_vm_boots_serves_the_agent_through_the_proxy_and_is_gone_after_sto
     );
     assert_eq!(got.OCI.Linux.Namespaces[0].Path, "/run/netns/podns");
 
+    // The pod IP now lives in the VM: the test server in its pod namespace answers, through
+    // the pod's veth, the tc redirect, the VXLAN tunnel and the VM's recreated pod interface.
+    let reached = tokio::task::spawn_blocking(|| http_get_pod_ip_within(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    match reached {
+        Ok(body) => assert!(body.contains(POD_HTTP_BODY), "{body}"),
+        Err(e) => panic!(
+            "pod IP not reachable through the tunnel: {e}\n{}\nserial:\n{serial}",
+            pod.tunnel_details()
+        ),
+    }
+
     assert_eq!(libvirt::domains(PREFIX).len(), 1);
     hv.stop_vm(no_deadline(), &stop_request(id)).await.unwrap();
+    assert!(!pod.has_tunnel(), "the tunnel is removed");
     nothing_left("after StopVM");
     assert!(d.records().is_empty(), "{:?}", d.records());
 }
@@ -172,7 +158,7 @@ async fn a_missing_image_fails_the_start_with_upstreams_text_and_leaves_nothing(
     plugin_built();
     let image = libvirt::ensure_host();
     let logs = tempfile::tempdir().unwrap();
-    let d = daemon(&image, logs.path()).start();
+    let d = libvirt::adaptor(&image, logs.path()).start();
     let hv = hypervisor(&d).await;
     let id = "lvbadimage00001";
     hv.create_vm(no_deadline(), &create_request(id, "lv", Some("no-such-image.qcow2")))
@@ -199,7 +185,7 @@ async fn an_adaptor_killed_during_start_leaves_no_domain_after_restart() {
     plugin_built();
     let image = libvirt::ensure_host();
     let logs = tempfile::tempdir().unwrap();
-    let mut d = daemon(&image, logs.path()).start();
+    let mut d = libvirt::adaptor(&image, logs.path()).start();
     let hv = hypervisor(&d).await;
     let id = "lvkilled0000001";
     hv.create_vm(no_deadline(), &create_request(id, "lv", None)).await.unwrap();

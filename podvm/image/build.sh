@@ -16,7 +16,8 @@ out=${1:?usage: build.sh OUT_DIR BIN_DIR}
 bins=${2:?usage: build.sh OUT_DIR BIN_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 programs=(process-user-data agent-protocol-forwarder caa-test-kata-agent)
-modules=(virtio_pci virtio_net virtio_blk ata_piix sr_mod isofs vxlan)
+# vxlan for the pod network tunnel; nf_tables + nft_ct for its conntrack bypass (notrack).
+modules=(virtio_pci virtio_net virtio_blk ata_piix sr_mod isofs vxlan nf_tables nft_ct)
 
 for p in "${programs[@]}"; do
     [[ -x "$bins/$p" ]] || { echo "build.sh: $bins/$p is missing (build the workspace first)" >&2; exit 1; }

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci|demo|fuzz>\n  ci    fmt, clippy, every test and the conformance suites (and fuzzing when CAA_FUZZ_SECONDS is set); ends with `N passed, N failed`\n  demo  build the mock provider and the caa-plugin CLI and drive a VM lifecycle through them\n  fuzz [SECONDS] [TARGET...]  run each agent-relay fuzz target for SECONDS (default 60); ends with `fuzz: N passed, N failed`"
+                "usage: cargo xtask <ci|demo|fuzz>\n  ci    fmt, clippy, every test and the conformance suites (and fuzzing when CAA_FUZZ_SECONDS is set); ends with `N passed, N failed`\n  demo  (root) install libvirt + QEMU, build the test pod VM image and walk one pod sandbox through its lifecycle on a local QEMU VM\n  fuzz [SECONDS] [TARGET...]  run each agent-relay fuzz target for SECONDS (default 60); ends with `fuzz: N passed, N failed`"
             );
             return ExitCode::from(2);
         }

@@ -49,23 +49,6 @@ pub(crate) fn run(title: &str, program: &str, args: &[&str]) -> Result<(bool, Ta
     Ok((status.success(), tally))
 }
 
-/// Like [`run`], but also returns stdout as text.
-pub(crate) fn capture(title: &str, program: &str, args: &[&str]) -> Result<(bool, String)> {
-    eprintln!("==> {title}: {program} {}", args.join(" "));
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(root())
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("starting {program}"))?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    #[allow(clippy::print_stdout)]
-    {
-        print!("{text}");
-    }
-    Ok((out.status.success(), text))
-}
-
 fn scan(reader: impl BufRead, to_stdout: bool) -> Tally {
     let mut tally = Tally::default();
     let mut unittest_ran = None;
