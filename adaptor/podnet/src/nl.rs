@@ -13,7 +13,7 @@ use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType,
 };
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
-use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
+use rtnetlink::{Handle, RouteMessageBuilder};
 
 use crate::error::{netlink, netlink_errno};
 use crate::netns::Ns;
@@ -271,20 +271,6 @@ pub(crate) async fn delete_link(h: &Handle, index: u32, name: &str) -> Result<()
         Err(e) if !is_gone(&e) => Err(netlink(format!("delete link {name}"), e)),
         _ => Ok(()),
     }
-}
-
-/// Moves link `index` into `target` under the name `new_name` (one request, so the name never
-/// exists in the source namespace).
-pub(crate) async fn move_link(
-    from: &Handle,
-    index: u32,
-    target: &Ns,
-    new_name: &str,
-) -> Result<(), PodNetError> {
-    let msg = LinkUnspec::new_with_index(index).setns_by_fd(target.raw_fd()).name(new_name).build();
-    from.link().set(msg).execute().await.map_err(|e| {
-        netlink(format!("move link {index} into {} as {new_name}", target.path().display()), e)
-    })
 }
 
 #[cfg(test)]

@@ -177,14 +177,24 @@ async fn setup_in(set: NsSet, mut plan: Plan) -> Result<VmTunnel, PodNetError> {
     plan.tunnel.local = wait_for_local(root, &plan).await?;
     let t = &plan.tunnel;
     remove_links(root, Some(pod), t).await?;
-    let msg = LinkVxlan::new(&t.temp_interface, t.vni).remote(t.remote).local(t.local).port(t.port);
+    // Created from the root namespace (where its UDP socket stays) straight into the pod
+    // namespace under the pod interface's name: no move, no rename.
+    let msg = LinkVxlan::new(&t.interface, t.vni)
+        .remote(t.remote)
+        .local(t.local)
+        .port(t.port)
+        .setns_by_fd(pod.raw_fd());
     match root.handle().link().add(msg.build()).execute().await {
         Ok(()) => {}
         Err(e) if netlink_errno(&e) == Some(EEXIST) => {
+            if link_by_name(pod.handle(), &t.interface).await?.is_some() {
+                let value = format!("{} exists in the pod namespace", t.interface);
+                return Err(PodNetError::InvalidConfig { field: "interface", value });
+            }
             let netns = root.path().to_owned();
             return Err(PodNetError::VniInUse { vni: t.vni, port: t.port, netns });
         }
-        Err(e) => return Err(netlink(format!("create VXLAN {}", t.temp_interface), e)),
+        Err(e) => return Err(netlink(format!("create VXLAN {}", t.interface), e)),
     }
     match finish_setup(root, pod, &plan).await {
         Ok(()) => {
@@ -266,8 +276,6 @@ async fn finish_setup(root: &Ns, pod: &Ns, plan: &Plan) -> Result<(), PodNetErro
     let t = &plan.tunnel;
     root.enter()?;
     nft::install(t.vni, t.remote, t.port)?;
-    let index = nl::require_link(root, &t.temp_interface).await?.header.index;
-    nl::move_link(root.handle(), index, pod, &t.interface).await?;
     let h = pod.handle();
     let index = nl::require_link(pod, &t.interface).await?.header.index;
     let set = LinkUnspec::new_with_index(index).address(plan.mac.clone()).mtu(t.mtu).build();

@@ -1,6 +1,8 @@
-//! Worker side, StartVM and StopVM (caa-facts §6.2–6.3): the VXLAN device is created in the
-//! host namespace (so its UDP socket stays there), moved into the pod namespace as `vxlan1`, and
-//! tc redirects join it to the pod interface both ways; the tunnel's UDP flow bypasses conntrack.
+//! Worker side, StartVM and StopVM (caa-facts §6.2–6.3): the VXLAN device is created from the
+//! host namespace straight into the pod namespace as `vxlan1` (its UDP socket stays in the host
+//! namespace, the namespace of the request; no move, which costs the kernel an unregister and
+//! re-register), and tc redirects join it to the pod interface both ways; the tunnel's UDP flow
+//! bypasses conntrack.
 //! [`WorkerTunnel`] records all of it so teardown removes exactly that, also after a restart.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -31,7 +33,8 @@ pub struct WorkerTunnel {
     pub pod_interface: String,
     /// The tunnel device in the pod namespace ([`WORKER_VXLAN_NAME`]).
     pub vxlan_interface: String,
-    /// The device's name in the host namespace between creation and the move.
+    /// A host-namespace name for the device that teardown also removes (older versions
+    /// created the device there and moved it; kept so their records still tear down).
     pub temp_interface: String,
     /// VNI.
     pub vni: u32,
@@ -139,7 +142,7 @@ async fn setup_in(set: NsSet, plan: WorkerTunnel) -> Result<WorkerTunnel, PodNet
     let mut done = plan.clone();
     // A device of ours from an interrupted attempt would hold the VNI: remove it first.
     remove_tunnel_links(host, Some(pod), &plan).await?;
-    let index = create_vxlan(host, &plan).await?;
+    let index = create_vxlan(host, pod, &plan).await?;
     match finish_setup(host, pod, index, &mut done).await {
         Ok(()) => {
             tracing::info!(vni = done.vni, remote = %done.remote, pod_netns = %done.pod_netns.display(),
@@ -155,24 +158,31 @@ async fn setup_in(set: NsSet, plan: WorkerTunnel) -> Result<WorkerTunnel, PodNet
     }
 }
 
-async fn create_vxlan(host: &Ns, t: &WorkerTunnel) -> Result<u32, PodNetError> {
-    let msg = LinkVxlan::new(&t.temp_interface, t.vni)
+/// Creates the device in the pod namespace through the host namespace's socket; returns its
+/// index there.
+async fn create_vxlan(host: &Ns, pod: &Ns, t: &WorkerTunnel) -> Result<u32, PodNetError> {
+    let msg = LinkVxlan::new(&t.vxlan_interface, t.vni)
         .remote(t.remote)
         .local(t.local)
         .port(t.port)
+        .setns_by_fd(pod.raw_fd())
         .build();
     match host.handle().link().add(msg).execute().await {
         Ok(()) => {}
         Err(e) if netlink_errno(&e) == Some(EEXIST) => {
+            if link_by_name(pod.handle(), &t.vxlan_interface).await?.is_some() {
+                let value = format!("{} exists and is not this tunnel", t.vxlan_interface);
+                return Err(PodNetError::InvalidConfig { field: "pod namespace", value });
+            }
             return Err(PodNetError::VniInUse {
                 vni: t.vni,
                 port: t.port,
                 netns: host.path().to_owned(),
             });
         }
-        Err(e) => return Err(netlink(format!("create VXLAN {}", t.temp_interface), e)),
+        Err(e) => return Err(netlink(format!("create VXLAN {}", t.vxlan_interface), e)),
     }
-    Ok(nl::require_link(host, &t.temp_interface).await?.header.index)
+    Ok(nl::require_link(pod, &t.vxlan_interface).await?.header.index)
 }
 
 async fn finish_setup(
@@ -183,9 +193,8 @@ async fn finish_setup(
 ) -> Result<(), PodNetError> {
     host.enter()?;
     nft::install(t.vni, t.remote, t.port)?;
-    nl::move_link(host.handle(), index, pod, &t.vxlan_interface).await?;
     let h = pod.handle();
-    let vx = nl::require_link(pod, &t.vxlan_interface).await?.header.index;
+    let vx = index;
     let pod_if = nl::require_link(pod, &t.pod_interface).await?.header.index;
     let up = rtnetlink::LinkUnspec::new_with_index(vx).up().build();
     h.link()
