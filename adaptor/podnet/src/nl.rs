@@ -13,7 +13,7 @@ use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType,
 };
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
-use rtnetlink::{Handle, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
 
 use crate::error::{netlink, netlink_errno};
 use crate::netns::Ns;
@@ -270,6 +270,23 @@ pub(crate) async fn delete_link(h: &Handle, index: u32, name: &str) -> Result<()
     match h.link().del(index).execute().await {
         Err(e) if !is_gone(&e) => Err(netlink(format!("delete link {name}"), e)),
         _ => Ok(()),
+    }
+}
+
+/// `EEXIST`: a link, address, route or filter of that identity exists already.
+pub(crate) const EEXIST: i32 = 17;
+
+/// Renames link `index` of `ns` (it must be down). A name taken by another link is an
+/// [`PodNetError::InvalidConfig`] naming it.
+pub(crate) async fn rename_link(ns: &Ns, index: u32, name: &str) -> Result<(), PodNetError> {
+    let msg = LinkUnspec::new_with_index(index).name(name.to_owned()).build();
+    match ns.handle().link().set(msg).execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if netlink_errno(&e) == Some(EEXIST) => Err(PodNetError::InvalidConfig {
+            field: "interface",
+            value: format!("{name} already exists in {}", ns.path().display()),
+        }),
+        Err(e) => Err(netlink(format!("rename link {index} to {name}"), e)),
     }
 }
 

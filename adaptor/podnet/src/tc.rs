@@ -9,7 +9,7 @@ use rtnetlink::packet_route::tc::{TcHandle, TcMessage};
 
 use crate::PodNetError;
 use crate::error::{netlink, netlink_errno};
-use crate::nl::{ack, is_gone};
+use crate::nl::{EEXIST, ack, is_gone};
 
 /// Priority ("pref") of our redirect filters.
 pub const FILTER_PRIORITY: u16 = 0xcaa;
@@ -17,7 +17,6 @@ pub const FILTER_PRIORITY: u16 = 0xcaa;
 const INGRESS_QDISC: u32 = 0xffff_0000;
 /// ETH_P_ALL in network byte order, as the kernel reads `TC_H_MIN(tcm_info)`.
 const PROTOCOL_ALL: u16 = 0x0003u16.to_be();
-const EEXIST: i32 = 17;
 
 /// Adds an ingress qdisc on `index`. Returns false when one was already there (not ours).
 pub(crate) async fn add_ingress(h: &Handle, index: u32, name: &str) -> Result<bool, PodNetError> {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{netlink, netlink_errno};
 use crate::netns::{self, Ns, NsSet, SELF_NETNS};
-use crate::nl::{self, is_gone, is_vxlan, link_by_name};
+use crate::nl::{self, EEXIST, is_gone, is_vxlan, link_by_name};
 use crate::routes::{NeighborSpec, RouteSpec, ordered};
 use crate::worker::temp_name;
 use crate::{Ipv4Cidr, PodNetError, nft};
@@ -23,7 +23,6 @@ use crate::{Ipv4Cidr, PodNetError, nft};
 pub const VM_MTU_CAP: u32 = 1450;
 /// Upstream waits this long for the primary interface, and again for its address.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(180);
-const EEXIST: i32 = 17;
 
 /// What [`vm_setup`] needs besides the pod network and namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,8 +177,10 @@ async fn setup_in(set: NsSet, mut plan: Plan) -> Result<VmTunnel, PodNetError> {
     let t = &plan.tunnel;
     remove_links(root, Some(pod), t).await?;
     // Created from the root namespace (where its UDP socket stays) straight into the pod
-    // namespace under the pod interface's name: no move, no rename.
-    let msg = LinkVxlan::new(&t.interface, t.vni)
+    // namespace, no move. The kernel checks a new link's name in the requester's namespace,
+    // where the pod interface's name (eth0) is usually taken, so it starts under the temporary
+    // name and is renamed inside the pod namespace.
+    let msg = LinkVxlan::new(&t.temp_interface, t.vni)
         .remote(t.remote)
         .local(t.local)
         .port(t.port)
@@ -187,14 +188,10 @@ async fn setup_in(set: NsSet, mut plan: Plan) -> Result<VmTunnel, PodNetError> {
     match root.handle().link().add(msg.build()).execute().await {
         Ok(()) => {}
         Err(e) if netlink_errno(&e) == Some(EEXIST) => {
-            if link_by_name(pod.handle(), &t.interface).await?.is_some() {
-                let value = format!("{} exists in the pod namespace", t.interface);
-                return Err(PodNetError::InvalidConfig { field: "interface", value });
-            }
             let netns = root.path().to_owned();
             return Err(PodNetError::VniInUse { vni: t.vni, port: t.port, netns });
         }
-        Err(e) => return Err(netlink(format!("create VXLAN {}", t.interface), e)),
+        Err(e) => return Err(netlink(format!("create VXLAN {}", t.temp_interface), e)),
     }
     match finish_setup(root, pod, &plan).await {
         Ok(()) => {
@@ -277,7 +274,8 @@ async fn finish_setup(root: &Ns, pod: &Ns, plan: &Plan) -> Result<(), PodNetErro
     root.enter()?;
     nft::install(t.vni, t.remote, t.port)?;
     let h = pod.handle();
-    let index = nl::require_link(pod, &t.interface).await?.header.index;
+    let index = nl::require_link(pod, &t.temp_interface).await?.header.index;
+    nl::rename_link(pod, index, &t.interface).await?;
     let set = LinkUnspec::new_with_index(index).address(plan.mac.clone()).mtu(t.mtu).build();
     h.link()
         .set(set)
@@ -343,7 +341,8 @@ async fn teardown_in(set: &NsSet, t: &VmTunnel) -> Result<(), PodNetError> {
 /// Deletes the tunnel device in the pod namespace and the temporary one in the root namespace,
 /// each only if it is a VXLAN with our VNI and port.
 async fn remove_links(root: &Ns, pod: Option<&Ns>, t: &VmTunnel) -> Result<(), PodNetError> {
-    for (ns, name) in [(pod, &t.interface), (Some(root), &t.temp_interface)] {
+    let places = [(pod, &t.interface), (pod, &t.temp_interface), (Some(root), &t.temp_interface)];
+    for (ns, name) in places {
         let Some(ns) = ns else { continue };
         if let Some(link) = link_by_name(ns.handle(), name).await?
             && is_vxlan(&link, t.vni, t.port)

@@ -1,8 +1,9 @@
 //! Worker side, StartVM and StopVM (caa-facts §6.2–6.3): the VXLAN device is created from the
-//! host namespace straight into the pod namespace as `vxlan1` (its UDP socket stays in the host
-//! namespace, the namespace of the request; no move, which costs the kernel an unregister and
-//! re-register), and tc redirects join it to the pod interface both ways; the tunnel's UDP flow
-//! bypasses conntrack.
+//! host namespace straight into the pod namespace (its UDP socket stays in the host namespace,
+//! the namespace of the request; no move, which costs the kernel an unregister and re-register)
+//! under a temporary per-VNI name, since the kernel checks a new link's name in the requester's
+//! namespace, then renamed `vxlan1` there; tc redirects join it to the pod interface both ways;
+//! the tunnel's UDP flow bypasses conntrack.
 //! [`WorkerTunnel`] records all of it so teardown removes exactly that, also after a restart.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -14,12 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{netlink, netlink_errno};
 use crate::netns::{self, Ns, NsSet};
-use crate::nl::{self, is_vxlan, link_by_name};
+use crate::nl::{self, EEXIST, is_vxlan, link_by_name};
 use crate::{Ipv4Cidr, PodNetError, nft, tc};
 
 /// Name of the tunnel device inside the pod namespace.
 pub const WORKER_VXLAN_NAME: &str = "vxlan1";
-const EEXIST: i32 = 17;
 
 /// Everything worker-side setup creates, serializable so the adaptor can persist it with the
 /// sandbox and tear the tunnel down after a restart.
@@ -33,8 +33,8 @@ pub struct WorkerTunnel {
     pub pod_interface: String,
     /// The tunnel device in the pod namespace ([`WORKER_VXLAN_NAME`]).
     pub vxlan_interface: String,
-    /// A host-namespace name for the device that teardown also removes (older versions
-    /// created the device there and moved it; kept so their records still tear down).
+    /// The device's name between creation and the rename (unique per VNI, so it is free in
+    /// the host namespace); teardown removes a device of that name in either namespace.
     pub temp_interface: String,
     /// VNI.
     pub vni: u32,
@@ -161,7 +161,7 @@ async fn setup_in(set: NsSet, plan: WorkerTunnel) -> Result<WorkerTunnel, PodNet
 /// Creates the device in the pod namespace through the host namespace's socket; returns its
 /// index there.
 async fn create_vxlan(host: &Ns, pod: &Ns, t: &WorkerTunnel) -> Result<u32, PodNetError> {
-    let msg = LinkVxlan::new(&t.vxlan_interface, t.vni)
+    let msg = LinkVxlan::new(&t.temp_interface, t.vni)
         .remote(t.remote)
         .local(t.local)
         .port(t.port)
@@ -170,19 +170,17 @@ async fn create_vxlan(host: &Ns, pod: &Ns, t: &WorkerTunnel) -> Result<u32, PodN
     match host.handle().link().add(msg).execute().await {
         Ok(()) => {}
         Err(e) if netlink_errno(&e) == Some(EEXIST) => {
-            if link_by_name(pod.handle(), &t.vxlan_interface).await?.is_some() {
-                let value = format!("{} exists and is not this tunnel", t.vxlan_interface);
-                return Err(PodNetError::InvalidConfig { field: "pod namespace", value });
-            }
             return Err(PodNetError::VniInUse {
                 vni: t.vni,
                 port: t.port,
                 netns: host.path().to_owned(),
             });
         }
-        Err(e) => return Err(netlink(format!("create VXLAN {}", t.vxlan_interface), e)),
+        Err(e) => return Err(netlink(format!("create VXLAN {}", t.temp_interface), e)),
     }
-    Ok(nl::require_link(pod, &t.vxlan_interface).await?.header.index)
+    let index = nl::require_link(pod, &t.temp_interface).await?.header.index;
+    nl::rename_link(pod, index, &t.vxlan_interface).await?;
+    Ok(index)
 }
 
 async fn finish_setup(
@@ -248,7 +246,8 @@ async fn remove_tunnel_links(
     pod: Option<&Ns>,
     t: &WorkerTunnel,
 ) -> Result<(), PodNetError> {
-    let places = [(pod, &t.vxlan_interface), (Some(host), &t.temp_interface)];
+    let places =
+        [(pod, &t.vxlan_interface), (pod, &t.temp_interface), (Some(host), &t.temp_interface)];
     for (ns, name) in places {
         let Some(ns) = ns else { continue };
         if let Some(link) = link_by_name(ns.handle(), name).await? {

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  worker ns W                                     "VM" ns V
-//!  u0 192.168.100.1/24  <──── veth underlay ────>  u1 192.168.100.2/24
+//!  u0 192.168.100.1/24  <──── veth underlay ────>  eth0 192.168.100.2/24
 //!  vp0 10.244.1.1/24 (pod gateway)                 pod ns PV (the VM's /run/netns/podns)
 //!    │ veth
 //!  pod ns P: eth0 10.244.1.7/24, default via 10.244.1.1
@@ -139,12 +139,14 @@ impl Underlay {
     pub fn create() -> Underlay {
         let worker = Netns::new("w");
         let vm = Netns::new("v");
-        worker.ip(&["link", "add", "u0", "type", "veth", "peer", "name", "u1", "netns", &vm.name]);
+        // The VM's NIC is `eth0`, like the pod interface it recreates in its pod namespace: a real
+        // VM has both, and the tunnel code must cope with the clash.
+        worker.ip(&["link", "add", "u0", "type", "veth", "peer", "name", "eth0", "netns", &vm.name]);
         worker.ip(&["addr", "add", "192.168.100.1/24", "dev", "u0"]);
         worker.ip(&["link", "set", "u0", "up"]);
         worker.ip(&["route", "add", "default", "via", VM_IP]);
-        vm.ip(&["addr", "add", "192.168.100.2/24", "dev", "u1"]);
-        vm.ip(&["link", "set", "u1", "up"]);
+        vm.ip(&["addr", "add", "192.168.100.2/24", "dev", "eth0"]);
+        vm.ip(&["link", "set", "eth0", "up"]);
         vm.ip(&["route", "add", "default", "via", WORKER_IP]);
         Underlay { worker, vm }
     }
