@@ -87,6 +87,50 @@ mod tests {
         }
     }
 
+    /// Each cloud SDK crate and the one plugin crate allowed to depend on it.
+    const SDK_OWNERS: &[(&str, &str)] = &[
+        ("aws-sdk-ec2", "caa-provider-aws"),
+        ("aws-config", "caa-provider-aws"),
+        ("virt", "caa-provider-libvirt"),
+    ];
+
+    #[test]
+    fn each_cloud_sdk_belongs_to_exactly_one_plugin_crate() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        for (sdk, owner) in SDK_OWNERS {
+            let out = std::process::Command::new(&cargo)
+                .args([
+                    "tree",
+                    "--offline",
+                    "--workspace",
+                    "-e",
+                    "normal",
+                    "--prefix",
+                    "none",
+                    "-i",
+                    sdk,
+                ])
+                .current_dir(root())
+                .output()
+                .expect("running cargo tree");
+            assert!(
+                out.status.success(),
+                "cargo tree -i {sdk}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let tree = String::from_utf8_lossy(&out.stdout);
+            // Workspace members are the path dependencies: `name vX (/path)`.
+            let mut members: Vec<&str> = tree
+                .lines()
+                .filter(|l| l.contains(" (/"))
+                .filter_map(|l| l.split_whitespace().next())
+                .collect();
+            members.sort_unstable();
+            members.dedup();
+            assert_eq!(members, [*owner], "crates depending on {sdk}");
+        }
+    }
+
     #[test]
     fn no_test_is_ignored() {
         let marker = concat!("#[", "ignore");

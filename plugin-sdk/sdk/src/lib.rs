@@ -27,6 +27,7 @@ mod dispatch;
 mod inflight;
 pub mod instance_type;
 mod logging;
+pub mod naming;
 mod outbox;
 mod overrun;
 mod parent;
@@ -39,6 +40,7 @@ pub use caa_plugin_proto as proto;
 pub use config::Config;
 pub use ctx::Ctx;
 pub use logging::LOG_LEVEL_ENV;
+pub use naming::{instance_name, request_digest};
 pub use provider::{Provider, method_not_found};
 pub use serve::{
     EnvLookup, LogLevelHook, SdkError, ServeOptions, ServeOutcome, describe_filled, serve,

@@ -27,6 +27,6 @@ pub mod storage;
 pub mod verify;
 pub mod volume;
 
+pub use caa_plugin_sdk::{instance_name, request_digest};
 pub use config::LibvirtConfig;
-pub use create::{instance_name, request_digest};
 pub use provider::LibvirtProvider;

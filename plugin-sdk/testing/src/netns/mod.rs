@@ -141,7 +141,8 @@ impl Underlay {
         let vm = Netns::new("v");
         // The VM's NIC is `eth0`, like the pod interface it recreates in its pod namespace: a real
         // VM has both, and the tunnel code must cope with the clash.
-        worker.ip(&["link", "add", "u0", "type", "veth", "peer", "name", "eth0", "netns", &vm.name]);
+        worker
+            .ip(&["link", "add", "u0", "type", "veth", "peer", "name", "eth0", "netns", &vm.name]);
         worker.ip(&["addr", "add", "192.168.100.1/24", "dev", "u0"]);
         worker.ip(&["link", "set", "u0", "up"]);
         worker.ip(&["route", "add", "default", "via", VM_IP]);
