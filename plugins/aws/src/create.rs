@@ -2,7 +2,8 @@
 //! the same operation launched (found by its operation tag; other params under the same
 //! operationId are a conflict), choose the type, `RunInstances` with a ClientToken derived from
 //! the operationId, announce the instance id, then poll for its addresses within the call's
-//! deadline (upstream does not poll) and attach CSI volumes. Every error after the launch
+//! deadline (upstream does not poll), attach CSI volumes and add the second interface of
+//! `multiNic`. Every error after the launch
 //! carries `instanceId`, so the caller deletes what is left.
 
 use std::time::Duration;
@@ -21,6 +22,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::error::from_sdk;
+use crate::nics::{self, NicPlan};
 use crate::provider::AwsProvider;
 use crate::volumes;
 
@@ -91,12 +93,6 @@ fn validate(params: &CreateInstanceParams) -> Result<(), RpcError> {
         }
     }
     let spec = &params.spec;
-    if spec.multi_nic {
-        return Err(RpcError::new(
-            ErrorCode::UnsupportedSpec,
-            "aws: a second network interface (multiNic) is not supported yet",
-        ));
-    }
     if !spec.arch.is_empty() && spec.arch != "amd64" && spec.arch != "arm64" {
         return Err(RpcError::new(
             ErrorCode::UnsupportedSpec,
@@ -250,6 +246,16 @@ async fn finish(
     if !params.spec.volumes.is_empty() {
         volumes::attach_all(&p.ec2, ctx, &id, &params.spec.volumes).await.map_err(with_id)?;
     }
+    let mut second_nic = None;
+    if params.spec.multi_nic {
+        let plan = NicPlan {
+            instance_id: &id,
+            subnet_id: p.subnet_id.as_deref().or(instance.subnet_id()),
+            security_group_ids: &p.security_group_ids,
+            public_ip: p.config.use_public_ip,
+        };
+        second_nic = Some(nics::add_second_nic(&p.ec2, ctx, &plan).await.map_err(with_id)?);
+    }
     ctx.progress(Stage::RUNNING, Some(&id), None);
     Ok(CreateInstanceResult {
         instance_id: id,
@@ -264,6 +270,7 @@ async fn finish(
                     "availabilityZone",
                     json!(instance.placement().and_then(|pl| pl.availability_zone())),
                 ),
+                ("secondNetworkInterfaceId", json!(second_nic)),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))

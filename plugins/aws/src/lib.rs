@@ -7,7 +7,7 @@
 //! - [`config`]: the option table and [`AwsConfig`];
 //! - [`cloud`]: the EC2 client, credentials, node defaults from IMDS;
 //! - [`catalog`]: the AMI's root device and the instance types, learned at start-up;
-//! - [`create`]: `createInstance`; [`volumes`]: CSI volumes;
+//! - [`create`]: `createInstance`; [`volumes`]: CSI volumes; [`nics`]: the second interface;
 //! - [`provider`]: [`AwsProvider`], delete, list, verify; [`error`]: EC2 errors as protocol errors.
 
 // RpcError is the protocol's error object, returned by value like the SDK's own handlers do.
@@ -18,6 +18,7 @@ pub mod cloud;
 pub mod config;
 pub mod create;
 pub mod error;
+pub mod nics;
 pub mod provider;
 pub mod volumes;
 

@@ -107,7 +107,7 @@ impl Provider for AwsProvider {
                     arch: vec!["amd64".to_owned(), "arm64".to_owned()],
                     gpus: true,
                     volumes: true,
-                    multi_nic: false,
+                    multi_nic: true,
                     instance_types: true,
                 },
                 limits: Limits { max_user_data_bytes: Some(MAX_USER_DATA_BYTES) },

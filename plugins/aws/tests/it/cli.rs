@@ -15,7 +15,7 @@ fn describe_lists_every_upstream_option_without_a_cloud() {
     assert_eq!(describe.plugin.name, "aws");
     let caps = &describe.capabilities;
     assert!(caps.idempotent_create && caps.instance.instance_types && caps.instance.gpus);
-    assert!(caps.instance.volumes && !caps.instance.multi_nic);
+    assert!(caps.instance.volumes && caps.instance.multi_nic);
     assert_eq!(caps.optional_methods, ["listInstances"]);
     let env: Vec<&str> =
         describe.config_schema.options.iter().filter_map(|o| o.env.as_deref()).collect();

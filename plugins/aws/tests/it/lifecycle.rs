@@ -170,3 +170,45 @@ async fn sixteen_creates_in_flight_get_sixteen_instances() {
     assert_eq!(list(&p, tags::NODE, "worker-1").await.len(), 16);
     p.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volumes_and_a_second_interface_are_attached_and_busy_volumes_refused() {
+    let Some(moto) = Moto::start().await else { return };
+    let p = moto.plugin(&[]).await;
+    let ec2 = moto.ec2().await;
+    let volume = ec2.create_volume().availability_zone("us-east-1a").size(1).send().await.unwrap();
+    let volume = volume.volume_id().unwrap().to_owned();
+    let disk = |id: &str| caa_plugin_proto::Volume { disk_id: id.to_owned(), device_name: None };
+    let spec =
+        InstanceSpec { volumes: vec![disk(&volume)], multi_nic: true, ..InstanceSpec::default() };
+    let vm = create(&p, params("sb0006", spec)).await.unwrap();
+
+    let out = ec2.describe_volumes().volume_ids(&volume).send().await.unwrap();
+    let attachment = &out.volumes()[0].attachments()[0];
+    assert_eq!(attachment.instance_id(), Some(vm.instance_id.as_str()));
+    assert_eq!(attachment.device(), Some("/dev/xvdb"));
+    let out = ec2.describe_instances().instance_ids(&vm.instance_id).send().await.unwrap();
+    let nics = out.reservations()[0].instances()[0].network_interfaces();
+    let second = nics
+        .iter()
+        .find(|n| n.attachment().and_then(|a| a.device_index()) == Some(1))
+        .unwrap_or_else(|| panic!("no device-1 interface in {nics:?}"));
+    // moto ignores ModifyNetworkInterfaceAttribute's Attachment, so delete-on-termination is
+    // not observable here; the interface and its name tag are.
+    let eni = second.network_interface_id().unwrap();
+    let out = ec2.describe_network_interfaces().network_interface_ids(eni).send().await.unwrap();
+    let name = out.network_interfaces()[0].tag_set().iter().find(|t| t.key() == Some("Name"));
+    assert_eq!(name.and_then(|t| t.value()), Some(format!("nic-{}", vm.instance_id).as_str()));
+
+    let busy = InstanceSpec { volumes: vec![disk(&volume)], ..InstanceSpec::default() };
+    match create(&p, params("sb0007", busy)).await {
+        Err(CallError::Rpc(e)) => assert_eq!(e.kind(), ErrorCode::Conflict, "{e:?}"),
+        other => panic!("an attached volume must be refused, got {other:?}"),
+    }
+    let malformed = InstanceSpec { volumes: vec![disk("vol-1")], ..InstanceSpec::default() };
+    match create(&p, params("sb0008", malformed)).await {
+        Err(CallError::Rpc(e)) => assert_eq!(e.kind(), ErrorCode::UnsupportedSpec, "{e:?}"),
+        other => panic!("a malformed volume id must be refused, got {other:?}"),
+    }
+    p.shutdown().await.unwrap();
+}
