@@ -1,6 +1,8 @@
 //! A `moto_server` per test: started on a free loopback port with AMI and instance-type
 //! validation on (so bad ids fail as on EC2), killed on drop. The plugin config and an EC2
-//! client for assertions both point at it.
+//! client for assertions both point at it. The benchmark includes this file too and uses only
+//! part of it.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
