@@ -9,6 +9,15 @@ use std::fmt;
 use caa_plugin_proto::{ConfigOption, ConfigSchema, ErrorCode, OptionKind, Problem, RpcError};
 use serde_json::Value;
 
+/// The `invalidConfig` error for problems a plugin found in its own parsing of the resolved
+/// values: `invalid <plugin> configuration: field: message; …`, with `data.problems`.
+pub fn invalid(plugin: &str, problems: Vec<Problem>) -> RpcError {
+    let summary: Vec<String> =
+        problems.iter().map(|p| format!("{}: {}", p.field, p.message)).collect();
+    let message = format!("invalid {plugin} configuration: {}", summary.join("; "));
+    RpcError::new(ErrorCode::InvalidConfig, message).with_problems(problems)
+}
+
 /// Option values after resolution, normalised to their kind: strings, booleans, integers,
 /// arrays of strings and objects of strings.
 #[derive(Clone, Default, PartialEq)]

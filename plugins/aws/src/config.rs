@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use caa_plugin_proto::{ConfigOption, ConfigSchema, ErrorCode, OptionKind, Problem, RpcError};
+use caa_plugin_proto::{ConfigOption, ConfigSchema, OptionKind, Problem, RpcError};
 use caa_plugin_sdk::Config;
 use serde_json::{Value, json};
 
@@ -52,6 +52,28 @@ pub mod name {
     /// Skip the instance metadata service.
     pub const IMDS_DISABLED: &str = "imdsDisabled";
 }
+
+/// The environment variables of upstream's sixteen aws options (caa-facts §1.5; `-aws-profile`
+/// is flag-only upstream and reads the SDK's `AWS_PROFILE` here), every one an option here.
+pub const UPSTREAM_ENV: [&str; 17] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "PODVM_INSTANCE_TYPE",
+    "AWS_REGION",
+    "PODVM_LAUNCHTEMPLATE_NAME",
+    "USE_PODVM_LAUNCHTEMPLATE",
+    "PODVM_AMI_ID",
+    "SSH_KP_NAME",
+    "AWS_SUBNET_ID",
+    "USE_PUBLIC_IP",
+    "ROOT_VOLUME_SIZE",
+    "DISABLECVM",
+    "AWS_PROFILE",
+    "AWS_SG_IDS",
+    "PODVM_INSTANCE_TYPES",
+    "TAGS",
+];
 
 /// Upstream's default instance type.
 pub const DEFAULT_INSTANCE_TYPE: &str = "m6a.large";
@@ -292,18 +314,14 @@ impl AwsConfig {
         if problems.is_empty() {
             return Ok(parsed);
         }
-        let summary: Vec<String> =
-            problems.iter().map(|p| format!("{}: {}", p.field, p.message)).collect();
-        Err(RpcError::new(
-            ErrorCode::InvalidConfig,
-            format!("invalid aws configuration: {}", summary.join("; ")),
-        )
-        .with_problems(problems))
+        Err(caa_plugin_sdk::config::invalid(crate::provider::PROVIDER_NAME, problems))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use caa_plugin_proto::ErrorCode;
+
     use super::*;
 
     fn parse(pairs: &[(&str, Value)]) -> Result<AwsConfig, RpcError> {
@@ -320,25 +338,7 @@ mod tests {
         assert_eq!(c.root_volume_gib, 30);
         assert!(c.cvm && !c.use_public_ip && c.launch_template.is_none() && c.keys.is_none());
         let names: Vec<_> = schema().options.iter().filter_map(|o| o.env.clone()).collect();
-        for env in [
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN",
-            "PODVM_INSTANCE_TYPE",
-            "AWS_REGION",
-            "PODVM_LAUNCHTEMPLATE_NAME",
-            "USE_PODVM_LAUNCHTEMPLATE",
-            "PODVM_AMI_ID",
-            "SSH_KP_NAME",
-            "AWS_SUBNET_ID",
-            "USE_PUBLIC_IP",
-            "ROOT_VOLUME_SIZE",
-            "DISABLECVM",
-            "AWS_PROFILE",
-            "AWS_SG_IDS",
-            "PODVM_INSTANCE_TYPES",
-            "TAGS",
-        ] {
+        for env in UPSTREAM_ENV {
             assert!(names.iter().any(|n| n == env), "{env} is not an option");
         }
     }

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use aws_sdk_ec2::Client;
+use aws_sdk_ec2::operation::describe_volumes::DescribeVolumesOutput;
 use aws_sdk_ec2::types::{VolumeAttachmentState, VolumeState};
 use caa_plugin_proto::{ErrorCode, RpcError, Volume};
 use caa_plugin_sdk::Ctx;
@@ -39,13 +40,7 @@ pub async fn check_available(ec2: &Client, volumes: &[Volume]) -> Result<(), Rpc
             format!("invalid volume id {:?}", bad.disk_id),
         ));
     }
-    let ids: Vec<String> = volumes.iter().map(|v| v.disk_id.clone()).collect();
-    let out = ec2
-        .describe_volumes()
-        .set_volume_ids(Some(ids))
-        .send()
-        .await
-        .map_err(|e| from_sdk("describing the volumes", &e))?;
+    let out = describe(ec2, volumes).await?;
     let busy: Vec<String> = out
         .volumes()
         .iter()
@@ -86,13 +81,7 @@ pub async fn attach_all(
     }
     let limit = tokio::time::Instant::now() + ctx.remaining().min(Duration::from_secs(60));
     loop {
-        let ids: Vec<String> = volumes.iter().map(|v| v.disk_id.clone()).collect();
-        let out = ec2
-            .describe_volumes()
-            .set_volume_ids(Some(ids))
-            .send()
-            .await
-            .map_err(|e| from_sdk("describing the volumes", &e))?;
+        let out = describe(ec2, volumes).await?;
         let attached = out.volumes().iter().all(|v| {
             v.attachments().iter().any(|a| {
                 a.instance_id() == Some(instance_id)
@@ -110,6 +99,15 @@ pub async fn attach_all(
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
+}
+
+async fn describe(ec2: &Client, volumes: &[Volume]) -> Result<DescribeVolumesOutput, RpcError> {
+    let ids: Vec<String> = volumes.iter().map(|v| v.disk_id.clone()).collect();
+    ec2.describe_volumes()
+        .set_volume_ids(Some(ids))
+        .send()
+        .await
+        .map_err(|e| from_sdk("describing the volumes", &e))
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! (domain type, direct kernel boot, disk bus, serial log), and [`LibvirtConfig`], the typed form
 //! parsed once at `initialize`.
 
-use caa_plugin_proto::{ConfigOption, ConfigSchema, ErrorCode, OptionKind, Problem, RpcError};
+use caa_plugin_proto::{ConfigOption, ConfigSchema, OptionKind, Problem, RpcError};
 use caa_plugin_sdk::Config;
 use serde_json::{Value, json};
 
@@ -311,13 +311,7 @@ impl LibvirtConfig {
         if problems.is_empty() {
             return Ok(parsed);
         }
-        let summary: Vec<String> =
-            problems.iter().map(|p| format!("{}: {}", p.field, p.message)).collect();
-        Err(RpcError::new(
-            ErrorCode::InvalidConfig,
-            format!("invalid libvirt configuration: {}", summary.join("; ")),
-        )
-        .with_problems(problems))
+        Err(caa_plugin_sdk::config::invalid(crate::provider::PROVIDER_NAME, problems))
     }
 }
 
@@ -333,6 +327,8 @@ pub fn valid_cpuset(set: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+
+    use caa_plugin_proto::ErrorCode;
 
     use super::*;
 

@@ -19,25 +19,7 @@ fn describe_lists_every_upstream_option_without_a_cloud() {
     assert_eq!(caps.optional_methods, ["listInstances"]);
     let env: Vec<&str> =
         describe.config_schema.options.iter().filter_map(|o| o.env.as_deref()).collect();
-    for upstream in [
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "PODVM_INSTANCE_TYPE",
-        "AWS_REGION",
-        "PODVM_LAUNCHTEMPLATE_NAME",
-        "USE_PODVM_LAUNCHTEMPLATE",
-        "PODVM_AMI_ID",
-        "SSH_KP_NAME",
-        "AWS_SUBNET_ID",
-        "USE_PUBLIC_IP",
-        "ROOT_VOLUME_SIZE",
-        "DISABLECVM",
-        "AWS_PROFILE",
-        "AWS_SG_IDS",
-        "PODVM_INSTANCE_TYPES",
-        "TAGS",
-    ] {
+    for upstream in caa_provider_aws::config::UPSTREAM_ENV {
         assert!(env.contains(&upstream), "{upstream} missing from {env:?}");
     }
     let secret: Vec<&str> = describe
