@@ -127,15 +127,20 @@ impl Provider for AwsProvider {
 
     async fn verify_config(&self, _ctx: Ctx) -> Result<VerifyConfigResult, RpcError> {
         let ec2 = &self.ec2;
-        let image = ec2.describe_images().image_ids(&self.config.image_id).send().await;
+        let credentials = ec2.describe_regions().send().await;
         let mut checks = vec![check(
+            "credentials",
+            credentials.map(|_| ()).map_err(|e| from_sdk("calling EC2", &e).message),
+        )];
+        let image = ec2.describe_images().image_ids(&self.config.image_id).send().await;
+        checks.push(check(
             "image",
             match image {
                 Ok(out) if !out.images().is_empty() => Ok(()),
                 Ok(_) => Err(format!("image {} not found", self.config.image_id)),
                 Err(e) => Err(from_sdk("describing the image", &e).message),
             },
-        )];
+        ));
         if let Some(subnet) = &self.subnet_id {
             let found = ec2.describe_subnets().subnet_ids(subnet).send().await;
             checks

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use aws_sdk_ec2::types::InstanceAttributeName;
 use base64::Engine as _;
 use caa_plugin_host::{CallError, Plugin};
-use caa_plugin_proto::method::{CreateInstance, DeleteInstance, ListInstances};
+use caa_plugin_proto::method::{CreateInstance, DeleteInstance, ListInstances, VerifyConfig};
 use caa_plugin_proto::{
     CreateInstanceParams, CreateInstanceResult, DeleteInstanceParams, DeleteInstanceResult,
-    ErrorCode, InstanceInfo, InstanceSpec, ListInstancesParams, tags,
+    ErrorCode, InstanceInfo, InstanceSpec, ListInstancesParams, VerifyConfigParams, tags,
 };
 
 use crate::moto::Moto;
@@ -210,5 +210,29 @@ async fn volumes_and_a_second_interface_are_attached_and_busy_volumes_refused() 
         Err(CallError::Rpc(e)) => assert_eq!(e.kind(), ErrorCode::UnsupportedSpec, "{e:?}"),
         other => panic!("a malformed volume id must be refused, got {other:?}"),
     }
+    p.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_config_reports_each_problem() {
+    let Some(moto) = Moto::start().await else { return };
+    let verify = VerifyConfigParams { operation_id: "verify".to_owned(), deadline_ms: 30_000 };
+    let p = moto.plugin(&[]).await;
+    let ok = p.call::<VerifyConfig>(&verify).await.unwrap();
+    assert!(ok.ok, "{ok:?}");
+    let names: Vec<&str> = ok.checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["credentials", "image"]);
+    p.shutdown().await.unwrap();
+
+    let bad = [
+        ("subnetId", serde_json::json!("subnet-0nope")),
+        ("securityGroupIds", serde_json::json!(["sg-0nope"])),
+    ];
+    let p = moto.plugin(&bad).await;
+    let result = p.call::<VerifyConfig>(&verify).await.unwrap();
+    assert!(!result.ok);
+    let failed: Vec<&str> =
+        result.checks.iter().filter(|c| !c.ok).map(|c| c.name.as_str()).collect();
+    assert_eq!(failed, ["subnet", "securityGroups"], "{result:?}");
     p.shutdown().await.unwrap();
 }
