@@ -2,9 +2,8 @@
 //! restart and collides with tunnels still alive; here every allocation is recorded in a small
 //! file (written atomically, mode 0600) and a VNI is reused only after it is released.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -156,22 +155,7 @@ impl VniAllocator {
         let err = |source| PodNetError::VniState { path: self.path.clone(), source };
         let state = State { version: STATE_VERSION, allocations: state.allocations.clone() };
         let bytes = serde_json::to_vec_pretty(&state).map_err(|e| err(io::Error::other(e)))?;
-        let mut tmp_name = self.path.file_name().unwrap_or_default().to_owned();
-        tmp_name.push(".tmp");
-        let tmp = self.path.with_file_name(tmp_name);
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(err)?;
-        f.write_all(&bytes).and_then(|()| f.sync_all()).map_err(err)?;
-        fs::rename(&tmp, &self.path).map_err(err)?;
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
-        }
-        Ok(())
+        caa_durable::write_private(&self.path, &bytes).map_err(err)
     }
 }
 

@@ -2,10 +2,10 @@
 //! VMs created before an adaptor restart still trust the restarted adaptor and are trusted by it.
 
 use std::fmt;
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::sync::Arc;
 
 use rcgen::{Issuer, KeyPair};
@@ -261,29 +261,6 @@ fn ensure_private_dir(dir: &Path) -> Result<(), TlsError> {
 /// Writes `contents` to `path` mode 0600 through a temporary file and a rename, then syncs the
 /// directory, so a crash leaves either the old or the new file.
 fn write_private(path: &Path, contents: &str) -> Result<(), TlsError> {
-    let err = |source| TlsError::Write { path: path.to_owned(), source };
-    let tmp = tmp_path(path);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(err)?;
-    // An older tmp file may have had other permissions.
-    file.set_permissions(fs::Permissions::from_mode(0o600)).map_err(err)?;
-    file.write_all(contents.as_bytes()).map_err(err)?;
-    file.sync_all().map_err(err)?;
-    drop(file);
-    fs::rename(&tmp, path).map_err(err)?;
-    if let Some(parent) = path.parent() {
-        fs::File::open(parent).and_then(|d| d.sync_all()).map_err(err)?;
-    }
-    Ok(())
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_owned();
-    name.push(".tmp");
-    path.with_file_name(name)
+    caa_durable::write_private(path, contents.as_bytes())
+        .map_err(|source| TlsError::Write { path: path.to_owned(), source })
 }

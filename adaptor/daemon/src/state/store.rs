@@ -8,9 +8,9 @@
 //!
 //! The API is blocking (small files, a few syscalls); async callers use `spawn_blocking`.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, DirBuilder, File};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -131,22 +131,9 @@ impl StateStore {
         let target = self.path_of(&record.sandbox_id);
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let temp = self.dir.join(format!(".{}.{}-{n}{TEMP_SUFFIX}", record.sandbox_id, self.token));
-        let io_err = |op, path: &Path, source| StateError::Io { op, path: path.to_owned(), source };
-        let written = (|| {
-            let mut file =
-                OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
-            file.write_all(&record.encode())?;
-            file.sync_all()
-        })();
-        if let Err(e) = written {
-            let _ = fs::remove_file(&temp);
-            return Err(io_err("write state record", &temp, e));
-        }
-        if let Err(e) = fs::rename(&temp, &target) {
-            let _ = fs::remove_file(&temp);
-            return Err(io_err("rename state record into place", &target, e));
-        }
-        sync_dir(&self.dir).map_err(|e| io_err("sync state directory", &self.dir, e))
+        caa_durable::write_private_via(&target, &temp, &record.encode()).map_err(|source| {
+            StateError::Io { op: "write state record", path: target.clone(), source }
+        })
     }
 
     /// Reads one record; `Ok(None)` when there is none.
