@@ -246,8 +246,14 @@ async fn finish(
     if !params.spec.volumes.is_empty() {
         volumes::attach_all(&p.ec2, ctx, &id, &params.spec.volumes).await.map_err(with_id)?;
     }
-    let mut second_nic = None;
-    if params.spec.multi_nic {
+    // A retried operation adopts its instance, which may have its second interface already.
+    let mut second_nic = instance
+        .network_interfaces()
+        .iter()
+        .find(|n| n.attachment().and_then(|a| a.device_index()) == Some(1))
+        .and_then(|n| n.network_interface_id())
+        .map(str::to_owned);
+    if params.spec.multi_nic && second_nic.is_none() {
         let plan = NicPlan {
             instance_id: &id,
             subnet_id: p.subnet_id.as_deref().or(instance.subnet_id()),

@@ -61,15 +61,26 @@ pub async fn check_available(ec2: &Client, volumes: &[Volume]) -> Result<(), Rpc
     Ok(())
 }
 
-/// Attaches every volume to `instance_id` and waits (3 s polls, within the call's deadline and
-/// at most 60 s) until each is `attached`.
+/// Attaches every volume not yet attached to `instance_id` and waits (3 s polls, within the
+/// call's deadline and at most 60 s) until each is `attached`.
 pub async fn attach_all(
     ec2: &Client,
     ctx: &Ctx,
     instance_id: &str,
     volumes: &[Volume],
 ) -> Result<(), RpcError> {
+    // A retried operation adopts its instance: volumes it already attached stay as they are.
+    let before = describe(ec2, volumes).await?;
+    let mine = |id: &str| {
+        before.volumes().iter().any(|v| {
+            v.volume_id() == Some(id)
+                && v.attachments().iter().any(|a| a.instance_id() == Some(instance_id))
+        })
+    };
     for (i, v) in volumes.iter().enumerate() {
+        if mine(&v.disk_id) {
+            continue;
+        }
         let device = v.device_name.clone().unwrap_or_else(|| device_name(i));
         ec2.attach_volume()
             .volume_id(&v.disk_id)

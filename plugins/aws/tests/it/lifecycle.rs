@@ -181,7 +181,14 @@ async fn volumes_and_a_second_interface_are_attached_and_busy_volumes_refused() 
     let disk = |id: &str| caa_plugin_proto::Volume { disk_id: id.to_owned(), device_name: None };
     let spec =
         InstanceSpec { volumes: vec![disk(&volume)], multi_nic: true, ..InstanceSpec::default() };
-    let vm = create(&p, params("sb0006", spec)).await.unwrap();
+    let vm = create(&p, params("sb0006", spec.clone())).await.unwrap();
+    let again = create(&p, params("sb0006", spec)).await.unwrap();
+    assert_eq!(again.instance_id, vm.instance_id, "a retry adopts, its volumes stay attached");
+    let nic = |vm: &caa_plugin_proto::CreateInstanceResult| {
+        vm.provider_data.as_ref().and_then(|d| d.get("secondNetworkInterfaceId")).cloned()
+    };
+    assert_eq!(nic(&again), nic(&vm), "and keeps its second interface");
+    assert!(nic(&vm).is_some_and(|v| v.is_string()), "{:?}", vm.provider_data);
 
     let out = ec2.describe_volumes().volume_ids(&volume).send().await.unwrap();
     let attachment = &out.volumes()[0].attachments()[0];
