@@ -18,11 +18,13 @@ mod dial;
 pub mod envelope;
 pub mod frame;
 mod intercept;
+mod outbox;
 mod relay;
 mod upstream;
 
 pub use dial::{TcpDialer, UnixDialer, bind_unix};
 pub use frame::{Frame, FrameError, MAX_DATA_LEN};
 pub use intercept::{Call, Interceptor, PassThrough, Verdict, code};
+pub use outbox::DOWNSTREAM_BUDGET;
 pub use relay::Relay;
 pub use upstream::{AsyncIo, Backoff, BoxedIo, DialFuture, Dialer, Upstream};

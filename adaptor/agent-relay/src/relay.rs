@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::envelope;
@@ -17,6 +17,7 @@ use crate::frame::{
     TYPE_REQUEST,
 };
 use crate::intercept::{Call, Interceptor, Verdict, code};
+use crate::outbox::{self, DOWNSTREAM_BUDGET, DownRx};
 use crate::upstream::{Conn, DownTx, Upstream};
 
 /// Client-streaming calls of one downstream connection: caller id → (connection, upstream id).
@@ -74,7 +75,7 @@ impl Relay {
             return;
         }
         let (rd, wr) = tokio::io::split(io);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx, mut overloaded) = outbox::channel(DOWNSTREAM_BUDGET);
         let writer = tokio::spawn(write_loop(wr, rx));
         let streams: Streams = Arc::default();
         let mut rd = tokio::io::BufReader::with_capacity(64 * 1024, rd);
@@ -82,6 +83,12 @@ impl Relay {
             let next = tokio::select! {
                 next = frame::read_frame(&mut rd) => next,
                 _ = stop.changed() => break,
+                _ = overloaded.wait_for(|over| *over) => {
+                    tracing::warn!(budget = DOWNSTREAM_BUDGET,
+                        "downstream stopped reading its answers; closing the connection");
+                    writer.abort();
+                    return;
+                }
             };
             match next {
                 Ok(Some(f)) => self.on_frame(f, &tx, &streams).await,
@@ -230,13 +237,15 @@ async fn send_tracked(
     Ok(())
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: mpsc::UnboundedReceiver<Frame>) {
+async fn write_loop<W: AsyncWrite + Unpin>(wr: W, mut rx: DownRx) {
     let mut w = BufWriter::with_capacity(64 * 1024, wr);
     let result: std::io::Result<()> = async {
         while let Some(f) = rx.recv().await {
             w.write_all(f.as_bytes()).await?;
-            while let Ok(f) = rx.try_recv() {
+            rx.done(&f);
+            while let Some(f) = rx.try_recv() {
                 w.write_all(f.as_bytes()).await?;
+                rx.done(&f);
             }
             w.flush().await?;
         }

@@ -60,8 +60,7 @@ impl Default for Backoff {
     }
 }
 
-/// Where a response goes back to.
-pub(crate) type DownTx = mpsc::UnboundedSender<Frame>;
+pub(crate) use crate::outbox::DownTx;
 
 struct Route {
     down: DownTx,

@@ -88,3 +88,32 @@ async fn shutdown_closes_callers_and_the_upstream() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(tokio::net::UnixStream::connect(fx.relay_socket()).await.is_err(), "still listening");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_off_and_others_are_served() {
+    use tokio::io::AsyncWriteExt;
+    let fx = Fixture::start(Arc::new(PassThrough), Duration::from_secs(5)).await;
+    // 48 MiB of echo answers for a client that reads none of them while it writes.
+    let mut hog = tokio::net::UnixStream::connect(fx.relay_socket()).await.unwrap();
+    let payload = vec![7u8; 1 << 20];
+    let data = caa_agent_relay::envelope::request(TEST_SERVICE, ECHO_METHOD, &payload, 0);
+    for i in 0..48u32 {
+        let request = Frame::new(2 * i + 1, frame::TYPE_REQUEST, 0, &data);
+        if hog.write_all(request.as_bytes()).await.is_err() {
+            break; // already cut off
+        }
+    }
+    let mut answers = 0;
+    let drained = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(_)) = frame::read_frame(&mut hog).await {
+            answers += 1;
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "the connection ends");
+    assert!(answers < 48, "the relay queued {answers} MiB for a client that did not read");
+    const { assert!(caa_agent_relay::DOWNSTREAM_BUDGET < 48 << 20) };
+
+    let client = fx.client().await;
+    call(&client, TEST_SERVICE, ECHO_METHOD, b"still served", &[]).await.unwrap();
+}
