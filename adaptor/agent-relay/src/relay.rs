@@ -17,8 +17,8 @@ use crate::frame::{
     TYPE_REQUEST,
 };
 use crate::intercept::{Call, Interceptor, Verdict, code};
-use crate::outbox::{self, DOWNSTREAM_BUDGET, DownRx};
-use crate::upstream::{Conn, DownTx, Upstream};
+use crate::outbox::{self, DOWNSTREAM_BUDGET, DownRx, DownTx};
+use crate::upstream::{Conn, Upstream};
 
 /// Client-streaming calls of one downstream connection: caller id → (connection, upstream id).
 type Streams = Arc<Mutex<HashMap<u32, (Arc<Conn>, u32)>>>;

@@ -60,7 +60,7 @@ impl Default for Backoff {
     }
 }
 
-pub(crate) use crate::outbox::DownTx;
+use crate::outbox::DownTx;
 
 struct Route {
     down: DownTx,

@@ -119,9 +119,4 @@ impl PodNetworking {
             Err(e) => tracing::warn!(error = %e, "could not prune the VNI allocations"),
         }
     }
-
-    /// The VNI a sandbox holds, if any.
-    pub fn vni_of(&self, sandbox_id: &str) -> Option<u32> {
-        self.vnis.allocations().into_iter().find(|(_, owner)| owner == sandbox_id).map(|(v, _)| v)
-    }
 }

@@ -73,15 +73,3 @@ pub enum HostError {
         reason: String,
     },
 }
-
-/// An error and its sources on one line (`a: b: c`), for logs and status reasons.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}

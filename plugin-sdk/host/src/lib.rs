@@ -25,7 +25,7 @@ pub mod stderr;
 pub mod supervisor;
 pub mod timeouts;
 
-pub(crate) use error::error_chain;
+pub(crate) use caa_plugin_proto::error_chain;
 
 pub use client::{CallError, CallOptions, Client, ClientOptions};
 pub use error::HostError;

@@ -13,11 +13,10 @@ use caa_plugin_proto::{
     Capabilities, Check, CreateInstanceParams, CreateInstanceResult, DeleteInstanceParams,
     DeleteInstanceResult, Describe, ErrorCode, InstanceCapabilities, InstanceInfo, InstanceSpec,
     Limits, ListInstancesParams, ListInstancesResult, PeerInfo, Problem, RpcError, Stage,
-    VerifyConfigResult,
+    VerifyConfigResult, error_chain,
 };
 use caa_plugin_sdk::{Config, Ctx, Provider};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::config::{self, BAD_API_KEY, MockConfig};
 use crate::faults::{self, GARBAGE_LINE};
@@ -153,7 +152,7 @@ impl MockProvider {
             tags: params.tags.clone(),
             sandbox_id: params.sandbox_id.clone(),
             operation_id: params.operation_id.clone(),
-            request_digest: request_digest(params),
+            request_digest: caa_plugin_sdk::request_digest(params),
             user_data_bytes: params.user_data.len() as u64,
             instance_type,
         }
@@ -389,26 +388,6 @@ fn deadline_exceeded(method: &str) -> RpcError {
 
 fn store_error(e: StoreError) -> RpcError {
     RpcError::new(ErrorCode::InternalError, format!("mock: {}", error_chain(&e)))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// Identifies a create request for idempotency: everything but the deadline, which shrinks
-/// between retries of one operation. Hashed, so the secret user data is never stored.
-fn request_digest(params: &CreateInstanceParams) -> String {
-    let mut canonical = params.clone();
-    canonical.deadline_ms = 0;
-    let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
-    Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn result_of(instance: &Instance) -> CreateInstanceResult {

@@ -282,6 +282,19 @@ impl fmt::Display for RpcError {
 
 impl std::error::Error for RpcError {}
 
+/// An error and its causes on one line (`a: b: c`), for `RpcError` messages and logs: both
+/// sides of the protocol report the whole chain, never only its top.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

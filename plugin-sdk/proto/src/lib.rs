@@ -14,7 +14,7 @@ pub mod method;
 pub mod schema;
 
 pub use envelope::{Incoming, OutgoingError, RequestId};
-pub use error::{ErrorCode, ErrorData, Problem, RpcError};
+pub use error::{ErrorCode, ErrorData, Problem, RpcError, error_chain};
 pub use handshake::{
     Capabilities, ConfigOption, ConfigSchema, Describe, HostCapabilities, InitializeParams,
     InitializeResult, InstanceCapabilities, Limits, LogLevel, OptionKind, PeerInfo,

@@ -4,7 +4,7 @@
 //! e2e suite looks for in pod events. The AWS code also travels as `data.cloudCode`.
 
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
-use caa_plugin_proto::{ErrorCode, RpcError};
+use caa_plugin_proto::{ErrorCode, RpcError, error_chain};
 
 /// The plugin-specific code (≥ 100) of an AWS error no protocol code describes better.
 pub const OTHER_AWS_ERROR: ErrorCode = ErrorCode::Other(100);
@@ -75,9 +75,9 @@ where
                 .with_cloud_code(code)
         }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
-            RpcError::new(ErrorCode::TryAgainLater, format!("{what}: {}", chain(err)))
+            RpcError::new(ErrorCode::TryAgainLater, format!("{what}: {}", error_chain(err)))
         }
-        other => RpcError::new(OTHER_AWS_ERROR, format!("{what}: {}", chain(other))),
+        other => RpcError::new(OTHER_AWS_ERROR, format!("{what}: {}", error_chain(other))),
     }
 }
 
@@ -90,17 +90,6 @@ where
         SdkError::ServiceError(service) => service.err().code(),
         _ => None,
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -70,16 +70,6 @@ impl AwsProvider {
             root_volume_gib,
         })
     }
-
-    /// The parsed configuration.
-    pub fn config(&self) -> &AwsConfig {
-        &self.config
-    }
-
-    /// The instance types and their resources.
-    pub fn instance_types(&self) -> &InstanceTypes {
-        &self.types
-    }
 }
 
 fn check(name: &str, result: Result<(), String>) -> Check {

@@ -6,24 +6,13 @@
 use std::net::IpAddr;
 use std::path::Path;
 
+use caa_plugin_proto::error_chain;
 use caa_podnet::{PodNetwork, WorkerTunnel};
 
 use super::SandboxError;
 use super::manager::{Sandbox, SandboxManager};
 use crate::sandbox_id::SandboxId;
 use crate::state::SandboxRecord;
-
-/// An error with its causes, `a: b: c`, for texts that go back to Kata.
-pub(super) fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
 
 impl SandboxManager {
     /// CreateVM: the pod network for apf.json, or `None` when pod networking is disabled or Kata
@@ -40,7 +29,9 @@ impl SandboxManager {
         }
         match networking.inspect(id.as_str(), Path::new(netns)).await {
             Ok(network) => Ok(Some(network)),
-            Err(e) => Err(SandboxError::Inspect { netns: netns.to_owned(), message: chain(&e) }),
+            Err(e) => {
+                Err(SandboxError::Inspect { netns: netns.to_owned(), message: error_chain(&e) })
+            }
         }
     }
 
@@ -59,7 +50,7 @@ impl SandboxManager {
         };
         let failed = |e: caa_podnet::PodNetError| SandboxError::Tunnel {
             netns: sandbox.netns.clone(),
-            message: chain(&e),
+            message: error_chain(&e),
         };
         let plan = networking.plan(Path::new(&sandbox.netns), network, vm_ips).map_err(failed)?;
         record.vni = Some(plan.vni);
@@ -85,7 +76,7 @@ impl SandboxManager {
         match networking.teardown(tunnel).await {
             Ok(()) => true,
             Err(e) => {
-                tracing::error!(sandbox_id = %id, vni = tunnel.vni, error = %chain(&e), "could not remove the pod network tunnel; it stays recorded");
+                tracing::error!(sandbox_id = %id, vni = tunnel.vni, error = %error_chain(&e), "could not remove the pod network tunnel; it stays recorded");
                 false
             }
         }
